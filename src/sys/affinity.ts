@@ -1,0 +1,9 @@
+// Pins the calling thread to one CPU.
+import { c } from './libc.ts';
+import { throwErrno } from './errno.ts';
+
+export function pinCurrentThread(cpu: number): void {
+  const mask = new Uint8Array(128);
+  mask[cpu >> 3] |= 1 << (cpu & 7);
+  if (c.sched_setaffinity(0, mask.length, mask) < 0) throwErrno('sched_setaffinity', `cpu ${cpu}`);
+}
