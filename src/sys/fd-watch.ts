@@ -5,10 +5,25 @@ export interface FdWatch {
   stop(): void;
 }
 
-/** Calls onReadable whenever fd is readable (or hung up) until stop(). */
-export function watchReadable(fd: number, onReadable: (hangup: boolean) => void): FdWatch {
+/**
+ * Calls onReadable whenever fd is readable (or hung up) until stop(). An exception escaping a
+ * koffi poll callback aborts the process, so it is caught here and handed to onError.
+ */
+export function watchReadable(
+  fd: number,
+  onReadable: (hangup: boolean) => void,
+  onError: (e: unknown) => void = (e) => process.emitWarning(`fd ${fd} watch callback failed: ${String(e)}`),
+): FdWatch {
   const handle = koffi.node.poll(fd, { readable: true, disconnect: true }, (ev) => {
-    onReadable(ev.disconnect && !ev.readable);
+    try {
+      onReadable(ev.disconnect && !ev.readable);
+    } catch (e) {
+      try {
+        onError(e);
+      } catch {
+        // nothing more can be done from inside the poll callback
+      }
+    }
   });
   let stopped = false;
   return {

@@ -1,0 +1,24 @@
+// Opens a bdev's per-thread I/O channel from its structured-cloneable spec. Runs inside reactor
+// worker threads, which receive specs by postMessage: dispatch on spec.module.
+import type { BdevChannel, BdevChannelSpec } from './bdev.ts';
+import { BdevError } from './bdev-error.ts';
+import { MallocChannel } from './modules/malloc-channel.ts';
+import type { MallocChannelSpec } from './modules/malloc.ts';
+import { NullChannel, type NullChannelSpec } from './modules/null.ts';
+
+export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
+  if (spec === null || typeof spec !== 'object' || typeof spec.name !== 'string') {
+    throw new BdevError('BDEV_INVALID_SPEC', 'bdev channel spec must be an object with a name');
+  }
+  switch (spec.module) {
+    case 'malloc':
+      if (typeof spec.fd !== 'number' || typeof spec.uuid !== 'string') {
+        throw new BdevError('BDEV_INVALID_SPEC', `malloc channel '${spec.name}': spec lacks fd or uuid`);
+      }
+      return new MallocChannel(spec as MallocChannelSpec);
+    case 'null':
+      return new NullChannel(spec as NullChannelSpec);
+    default:
+      throw new BdevError('BDEV_UNKNOWN_MODULE', `bdev '${spec.name}': no channel for module '${String(spec.module)}'`);
+  }
+}

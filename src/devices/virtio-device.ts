@@ -1,0 +1,261 @@
+// A virtio device inside a reactor: memory table, running queues, used-ring flushes and guest
+// notifications. The device kind (scsi, blk) plugs in through VirtioDeviceModel.
+import { mapGuestMemory, type MappedGuestMemory } from '../virtio/guest-memory-map.ts';
+import { SplitVirtqueue } from '../virtio/split-virtqueue.ts';
+import { eventfdSignal } from '../sys/eventfd.ts';
+import { closeFd } from '../sys/fd.ts';
+import type { VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
+import type { QueueProcessor, VirtioDeviceModel } from './queue-processor.ts';
+
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../virtio/virtio-constants.ts';
+
+const EVENT_IDX_BIT = 1n << BigInt(VIRTIO_F_EVENT_IDX);
+const INDIRECT_BIT = 1n << BigInt(VIRTIO_F_INDIRECT_DESC);
+export const MAX_QUEUES = 64;
+
+export class DeviceError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class QueueSlot {
+  readonly index: number;
+  vq: SplitVirtqueue | null = null;
+  processor: QueueProcessor | null = null;
+  kickFd = -1;
+  callFd = -1;
+  /** Used elements pushed since the last flush. */
+  dirty = false;
+  /** Stop requested; waiting for in-flight requests. */
+  stopping = false;
+  /** Guest error reported already. */
+  reported = false;
+  constructor(index: number) {
+    this.index = index;
+  }
+}
+
+export interface DeviceHost {
+  watchKick(fd: number): void;
+  unwatchKick(fd: number): void;
+  reportQueueError(deviceId: number, queue: number, code: string, message: string): void;
+}
+
+export class VirtioDevice {
+  readonly id: number;
+  readonly name: string;
+  readonly model: VirtioDeviceModel;
+  private readonly host: DeviceHost;
+  private mapped: MappedGuestMemory | null = null;
+  /** Old tables kept until no request can still reference them. */
+  private retired: MappedGuestMemory[] = [];
+  readonly slots: QueueSlot[] = [];
+  private running: QueueSlot[] = [];
+  private features = 0n;
+
+  constructor(id: number, name: string, model: VirtioDeviceModel, host: DeviceHost) {
+    this.id = id;
+    this.name = name;
+    this.model = model;
+    this.host = host;
+    for (let i = 0; i < MAX_QUEUES; i++) this.slots.push(new QueueSlot(i));
+  }
+
+  setFeatures(features: bigint): void {
+    this.features = features;
+    this.model.setFeatures(features);
+  }
+
+  setMemory(regions: VhostUserRegion[]): void {
+    let next: MappedGuestMemory;
+    try {
+      next = mapGuestMemory(regions);
+    } finally {
+      // The mapping keeps the memory alive; the fds were handed to us to close.
+      for (const r of regions) closeFd(r.fd);
+    }
+    const prev = this.mapped;
+    this.mapped = next;
+    for (const slot of this.running) {
+      try {
+        slot.vq!.rebind(next.memory);
+        slot.processor!.attach(slot.vq!);
+      } catch (e) {
+        this.failQueue(slot, (e as { code?: string }).code ?? 'RING_NOT_MAPPED', (e as Error).message);
+      }
+    }
+    if (prev) this.retired.push(prev);
+    this.releaseRetired();
+  }
+
+  private inflightTotal(): number {
+    let n = 0;
+    for (const s of this.running) n += s.processor!.inflight();
+    for (const s of this.slots) if (s.stopping && s.processor) n += s.processor.inflight();
+    return n;
+  }
+
+  private releaseRetired(): void {
+    if (this.retired.length === 0 || this.inflightTotal() > 0) return;
+    for (const m of this.retired) m.unmap();
+    this.retired = [];
+  }
+
+  startRing(setup: VringSetup): void {
+    const slot = this.slots[setup.index];
+    if (!slot) throw new DeviceError('BAD_RING_INDEX', `queue ${setup.index} is beyond the device's ${MAX_QUEUES} queues`);
+    if (slot.vq) throw new DeviceError('RING_RUNNING', `queue ${setup.index} is already running`);
+    const mem = this.mapped?.memory;
+    if (!mem) throw new DeviceError('NO_MEMORY_TABLE', `queue ${setup.index} started before any memory table`);
+    const processor = this.model.processorFor(setup.index);
+    if (!processor) throw new DeviceError('BAD_RING_INDEX', `${this.model.kind} device has no queue ${setup.index}`);
+    const size = setup.size;
+    const descGpa = mem.userToGuestPhys(setup.descUserAddr, 16 * size);
+    const availGpa = mem.userToGuestPhys(setup.availUserAddr, 6 + 2 * size);
+    const usedGpa = mem.userToGuestPhys(setup.usedUserAddr, 6 + 8 * size);
+    if (descGpa < 0 || availGpa < 0 || usedGpa < 0) {
+      throw new DeviceError('RING_NOT_MAPPED', `queue ${setup.index}: ring addresses are outside the memory table`);
+    }
+    const vq = new SplitVirtqueue(mem, {
+      size,
+      descGpa,
+      availGpa,
+      usedGpa,
+      lastAvailIdx: setup.lastAvailIdx & 0xffff,
+      eventIdx: (setup.features & EVENT_IDX_BIT) !== 0n,
+      indirect: (setup.features & INDIRECT_BIT) !== 0n,
+    });
+    slot.vq = vq;
+    slot.processor = processor;
+    slot.kickFd = setup.kickFd;
+    slot.callFd = setup.callFd;
+    slot.dirty = false;
+    slot.stopping = false;
+    slot.reported = false;
+    processor.attach(vq);
+    this.running.push(slot);
+    if (slot.kickFd >= 0) this.host.watchKick(slot.kickFd);
+  }
+
+  /** Begins stopping; returns the avail index once nothing is in flight, else -1 (call finishStop later). */
+  stopRing(index: number): number {
+    const slot = this.slots[index];
+    if (!slot || (!slot.vq && !slot.stopping)) throw new DeviceError('RING_NOT_RUNNING', `queue ${index} is not running`);
+    if (!slot.stopping) {
+      slot.stopping = true;
+      this.running = this.running.filter((s) => s !== slot);
+      if (slot.kickFd >= 0) this.host.unwatchKick(slot.kickFd);
+    }
+    return this.finishStop(index);
+  }
+
+  finishStop(index: number): number {
+    const slot = this.slots[index];
+    const p = slot.processor!;
+    if (p.inflight() > 0) return -1;
+    this.flushSlot(slot);
+    p.detach();
+    const last = slot.vq!.lastAvailIdx;
+    slot.vq = null;
+    slot.processor = null;
+    slot.kickFd = -1;
+    slot.callFd = -1;
+    slot.stopping = false;
+    this.releaseRetired();
+    return last;
+  }
+
+  setCallFd(index: number, fd: number): void {
+    const slot = this.slots[index];
+    if (!slot || !slot.vq) throw new DeviceError('RING_NOT_RUNNING', `queue ${index} is not running`);
+    slot.callFd = fd;
+  }
+
+  /** Marks a queue as having used elements to publish (called by processors on completion). */
+  markDirty(index: number): void {
+    this.slots[index].dirty = true;
+  }
+
+  private flushSlot(slot: QueueSlot): void {
+    if (!slot.dirty || !slot.vq) return;
+    slot.dirty = false;
+    if (slot.vq.flushUsed() && slot.callFd >= 0) eventfdSignal(slot.callFd);
+  }
+
+  private failQueue(slot: QueueSlot, code: string, message: string): void {
+    if (slot.reported) return;
+    slot.reported = true;
+    this.host.reportQueueError(this.id, slot.index, code, message);
+  }
+
+  /** One loop turn: process queues, reap backend completions, publish used rings. */
+  poll(): number {
+    let work = 0;
+    const running = this.running;
+    for (let i = 0; i < running.length; i++) {
+      const slot = running[i];
+      const vq = slot.vq!;
+      if (vq.error) {
+        if (!slot.reported) this.failQueue(slot, vq.error.code, vq.error.message);
+        continue;
+      }
+      work += slot.processor!.process();
+    }
+    work += this.model.pollBackends();
+    this.model.afterPoll();
+    for (let i = 0; i < running.length; i++) this.flushSlot(running[i]);
+    for (let i = 0; i < this.slots.length; i++) if (this.slots[i].stopping) this.flushSlot(this.slots[i]);
+    if (this.retired.length > 0) this.releaseRetired();
+    return work;
+  }
+
+  /** Before sleeping: ask the guest to kick again; true when work arrived meanwhile. */
+  armNotifications(): boolean {
+    let arrived = false;
+    for (const slot of this.running) if (!slot.vq!.error && slot.vq!.enableNotifications()) arrived = true;
+    return arrived;
+  }
+
+  disarmNotifications(): void {
+    for (const slot of this.running) slot.vq!.disableNotifications();
+  }
+
+  runningQueues(): readonly QueueSlot[] {
+    return this.running;
+  }
+
+  /** Rings are stopped already (the connection stops them first). */
+  reset(): void {
+    this.model.reset();
+    this.features = 0n;
+  }
+
+  /** Front-end gone: drop the memory table once nothing references it. */
+  disconnect(): void {
+    this.model.reset();
+    if (this.mapped) this.retired.push(this.mapped);
+    this.mapped = null;
+    this.releaseRetired();
+  }
+
+  hasRetiredMemory(): boolean {
+    return this.retired.length > 0;
+  }
+
+  close(): void {
+    for (const slot of this.running) if (slot.kickFd >= 0) this.host.unwatchKick(slot.kickFd);
+    this.running = [];
+    this.model.close();
+    if (this.mapped) this.retired.push(this.mapped);
+    this.mapped = null;
+    // Closing a device with requests in flight only happens at shutdown; the mappings go with the process.
+    if (this.inflightTotal() === 0) this.releaseRetired();
+  }
+
+  get negotiatedFeatures(): bigint {
+    return this.features;
+  }
+}

@@ -1,0 +1,107 @@
+// Control-plane side of one reactor: the worker thread, its mailbox and request/reply matching.
+import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import { eventfdCreate, eventfdSignal } from '../sys/eventfd.ts';
+import { closeFd } from '../sys/fd.ts';
+import type { ReactorCommand, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
+import type { PollMode } from './poll-mode.ts';
+import type { Logger } from '../log/logger.ts';
+
+export class ReactorError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export interface ReactorOptions {
+  index: number;
+  /** CPU to pin to, or -1 to leave unpinned. */
+  cpu: number;
+  pollMode: PollMode;
+  logger: Logger;
+}
+
+export class ReactorHandle {
+  readonly index: number;
+  readonly cpu: number;
+  /** Queues placed on this reactor (for least-loaded placement). */
+  load = 0;
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly wakeFd: number;
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (v: number) => void; reject: (e: Error) => void }>();
+  private exited = false;
+  private readonly logger: Logger;
+  private readonly ready: Promise<void>;
+
+  constructor(opts: ReactorOptions) {
+    this.index = opts.index;
+    this.cpu = opts.cpu;
+    this.logger = opts.logger;
+    this.wakeFd = eventfdCreate();
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
+      workerData: { index: opts.index, cpu: opts.cpu, pollMode: opts.pollMode, wakeFd: this.wakeFd, port: port2 },
+      transferList: [port2],
+      name: `reactor-${opts.index}`,
+    });
+    this.port.on('message', (m: ReactorReply | ReactorEvent) => this.onMessage(m));
+    this.port.unref();
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('online', () => resolve());
+      this.worker.once('error', reject);
+    });
+    this.worker.on('error', (e) => {
+      this.logger.error({ err: e, reactor: this.index }, 'reactor thread failed');
+      this.failAll(new ReactorError('REACTOR_FAILED', `reactor ${this.index} failed: ${e.message}`));
+    });
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      this.failAll(new ReactorError('REACTOR_EXITED', `reactor ${this.index} exited with code ${code}`));
+    });
+  }
+
+  private onMessage(m: ReactorReply | ReactorEvent): void {
+    if ('event' in m) {
+      this.logger.warn({ reactor: this.index, ...m }, 'virtqueue stopped: guest error');
+      return;
+    }
+    const p = this.pending.get(m.seq);
+    if (!p) return;
+    this.pending.delete(m.seq);
+    if (this.pending.size === 0) this.port.unref();
+    if (m.ok) p.resolve(m.value);
+    else p.reject(new ReactorError(m.code, m.message));
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  async request(cmd: ReactorCommand): Promise<number> {
+    await this.ready;
+    if (this.exited) throw new ReactorError('REACTOR_EXITED', `reactor ${this.index} is not running`);
+    const seq = ++this.seq;
+    const p = new Promise<number>((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+    this.port.ref();
+    this.port.postMessage({ seq, cmd });
+    eventfdSignal(this.wakeFd);
+    return p;
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const exit = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    try {
+      await this.request({ op: 'shutdown' });
+    } catch {
+      // exiting races with the reply: either way the worker ends
+    }
+    await exit;
+    closeFd(this.wakeFd);
+  }
+}

@@ -1,0 +1,201 @@
+// The reactor's loop: mailbox, queue polling, backend completions, and sleeping in epoll when idle.
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { Epoll, EPOLLIN } from '../sys/epoll.ts';
+import { eventfdDrain } from '../sys/eventfd.ts';
+import { VirtioDevice, DeviceError, type DeviceHost } from '../devices/virtio-device.ts';
+import { createDeviceModel } from '../devices/device-models.ts';
+import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent, ScsiLunConfig } from './mailbox-messages.ts';
+import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
+
+const EPOLLET = 1 << 31;
+const WAKE_TOKEN = -1;
+
+interface PendingStop {
+  seq: number;
+  device: VirtioDevice;
+  index: number;
+}
+
+export class ReactorLoop implements DeviceHost {
+  private readonly port: MessagePort;
+  private readonly wakeFd: number;
+  private readonly pollMode: PollMode;
+  private readonly epoll = new Epoll(64);
+  private readonly devices = new Map<number, VirtioDevice>();
+  private deviceList: VirtioDevice[] = [];
+  private pendingStops: PendingStop[] = [];
+  private stopping = false;
+  private shutdownSeq = -1;
+  /** Counters for `stats`. */
+  loops = 0;
+  sleeps = 0;
+
+  constructor(port: MessagePort, wakeFd: number, pollMode: PollMode) {
+    this.port = port;
+    this.wakeFd = wakeFd;
+    this.pollMode = pollMode;
+    this.epoll.add(wakeFd, WAKE_TOKEN, EPOLLIN | EPOLLET);
+  }
+
+  watchKick(fd: number): void {
+    this.epoll.add(fd, fd, EPOLLIN | EPOLLET);
+  }
+
+  unwatchKick(fd: number): void {
+    this.epoll.remove(fd);
+  }
+
+  reportQueueError(deviceId: number, queue: number, code: string, message: string): void {
+    const ev: ReactorEvent = { event: 'queue-error', deviceId, queue, code, message };
+    this.port.postMessage(ev);
+  }
+
+  private reply(seq: number, value: number): void {
+    const r: ReactorReply = { seq, ok: true, value };
+    this.port.postMessage(r);
+  }
+
+  private fail(seq: number, e: unknown): void {
+    const err = e as { code?: string; message?: string };
+    const r: ReactorReply = { seq, ok: false, code: err.code ?? 'INTERNAL', message: err.message ?? String(e) };
+    this.port.postMessage(r);
+  }
+
+  private device(id: number): VirtioDevice {
+    const d = this.devices.get(id);
+    if (!d) throw new DeviceError('NO_DEVICE', `reactor has no device ${id}`);
+    return d;
+  }
+
+  private handle(req: ReactorRequest): void {
+    const { seq, cmd } = req;
+    try {
+      const v = this.execute(seq, cmd);
+      if (v !== null) this.reply(seq, v);
+    } catch (e) {
+      this.fail(seq, e);
+    }
+  }
+
+  /** Returns the reply value, or null when the reply is deferred. */
+  private execute(seq: number, cmd: ReactorCommand): number | null {
+    switch (cmd.op) {
+      case 'device.create': {
+        if (this.devices.has(cmd.deviceId)) throw new DeviceError('DEVICE_EXISTS', `device ${cmd.deviceId} exists`);
+        const dev = new VirtioDevice(cmd.deviceId, cmd.name, createDeviceModel(cmd.kind, cmd.deviceId, (q) => dev.markDirty(q)), this);
+        this.devices.set(cmd.deviceId, dev);
+        this.deviceList = [...this.devices.values()];
+        return 0;
+      }
+      case 'device.destroy': {
+        const dev = this.device(cmd.deviceId);
+        dev.close();
+        this.devices.delete(cmd.deviceId);
+        this.deviceList = [...this.devices.values()];
+        return 0;
+      }
+      case 'device.features':
+        this.device(cmd.deviceId).setFeatures(cmd.features);
+        return 0;
+      case 'device.memory':
+        this.device(cmd.deviceId).setMemory(cmd.regions);
+        return 0;
+      case 'device.reset':
+        this.device(cmd.deviceId).reset();
+        return 0;
+      case 'device.disconnect':
+        this.device(cmd.deviceId).disconnect();
+        return 0;
+      case 'ring.start':
+        this.device(cmd.deviceId).startRing(cmd.setup);
+        return 0;
+      case 'ring.stop': {
+        const dev = this.device(cmd.deviceId);
+        const last = dev.stopRing(cmd.index);
+        if (last >= 0) return last;
+        this.pendingStops.push({ seq, device: dev, index: cmd.index });
+        return null;
+      }
+      case 'ring.call':
+        this.device(cmd.deviceId).setCallFd(cmd.index, cmd.fd);
+        return 0;
+      case 'scsi.target': {
+        const model = this.device(cmd.deviceId).model as unknown as {
+          setTarget?: (t: number, luns: ScsiLunConfig[] | null) => void;
+        };
+        if (!model.setTarget) throw new DeviceError('WRONG_DEVICE_KIND', `device ${cmd.deviceId} is not a SCSI device`);
+        model.setTarget(cmd.target, cmd.luns);
+        return 0;
+      }
+      case 'stats':
+        return this.loops;
+      case 'shutdown':
+        this.stopping = true;
+        this.shutdownSeq = seq;
+        return null;
+    }
+  }
+
+  private drainMailbox(): void {
+    for (;;) {
+      const m = receiveMessageOnPort(this.port);
+      if (!m) return;
+      this.handle(m.message as ReactorRequest);
+    }
+  }
+
+  private finishPendingStops(): void {
+    if (this.pendingStops.length === 0) return;
+    const still: PendingStop[] = [];
+    for (const p of this.pendingStops) {
+      try {
+        const last = p.device.finishStop(p.index);
+        if (last >= 0) this.reply(p.seq, last);
+        else still.push(p);
+      } catch (e) {
+        this.fail(p.seq, e);
+      }
+    }
+    this.pendingStops = still;
+  }
+
+  private sleep(): void {
+    const devices = this.deviceList;
+    let arrived = false;
+    for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
+    if (!arrived) {
+      this.sleeps++;
+      // Pending stops or retired memory need the loop to come back soon even without kicks.
+      const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
+      const n = this.epoll.wait(timeout);
+      for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
+    }
+    for (let i = 0; i < devices.length; i++) devices[i].disarmNotifications();
+  }
+
+  run(): void {
+    let lastWork = performance.now();
+    const idleMs = ADAPTIVE_IDLE_US / 1000;
+    while (!this.stopping) {
+      this.loops++;
+      this.drainMailbox();
+      let work = 0;
+      const devices = this.deviceList;
+      for (let i = 0; i < devices.length; i++) work += devices[i].poll();
+      this.finishPendingStops();
+      if (work > 0) {
+        lastWork = performance.now();
+        continue;
+      }
+      if (this.pollMode === 'poll') continue;
+      if (this.pollMode === 'adaptive' && performance.now() - lastWork < idleMs) continue;
+      this.sleep();
+      lastWork = performance.now();
+    }
+    for (const d of this.devices.values()) d.close();
+    this.devices.clear();
+    this.epoll.close();
+    if (this.shutdownSeq >= 0) this.reply(this.shutdownSeq, 0);
+  }
+}

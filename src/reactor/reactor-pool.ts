@@ -1,0 +1,33 @@
+// The daemon's reactors: one per CPU of its cpumask; places queues on the least-loaded one.
+import { ReactorHandle } from './reactor-handle.ts';
+import type { PollMode } from './poll-mode.ts';
+import type { Logger } from '../log/logger.ts';
+import { CpumaskError } from './cpumask.ts';
+
+export class ReactorPool {
+  readonly reactors: ReactorHandle[];
+
+  constructor(cpus: readonly number[], pollMode: PollMode, logger: Logger, pin = true) {
+    this.reactors = cpus.map((cpu, index) => new ReactorHandle({ index, cpu: pin ? cpu : -1, pollMode, logger }));
+  }
+
+  /** Least-loaded reactor among the given CPUs (all when omitted). */
+  pick(cpus?: readonly number[]): ReactorHandle {
+    const candidates = cpus ? this.reactors.filter((r) => cpus.includes(r.cpu)) : this.reactors;
+    if (candidates.length === 0) {
+      const have = this.reactors.map((r) => r.cpu).join(',');
+      throw new CpumaskError(`cpumask selects no CPU the daemon runs reactors on (reactor CPUs: ${have})`);
+    }
+    let best = candidates[0];
+    for (const r of candidates) if (r.load < best.load) best = r;
+    return best;
+  }
+
+  cpus(): number[] {
+    return this.reactors.map((r) => r.cpu);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.reactors.map((r) => r.stop()));
+  }
+}

@@ -1,0 +1,19 @@
+// Entry point of a reactor worker thread.
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { pinCurrentThread } from '../sys/affinity.ts';
+import { ReactorLoop } from './reactor-loop.ts';
+import { componentLogger } from '../log/logger.ts';
+import type { PollMode } from './poll-mode.ts';
+
+const data = workerData as { index: number; cpu: number; pollMode: PollMode; wakeFd: number; port: MessagePort };
+const log = componentLogger('reactor', { reactor: data.index });
+if (data.cpu >= 0) {
+  try {
+    pinCurrentThread(data.cpu);
+  } catch (e) {
+    log.warn({ err: e, cpu: data.cpu }, 'could not pin reactor thread; running unpinned');
+  }
+}
+log.debug({ cpu: data.cpu, pollMode: data.pollMode }, 'reactor started');
+new ReactorLoop(data.port, data.wakeFd, data.pollMode).run();
+data.port.close();

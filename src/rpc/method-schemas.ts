@@ -1,0 +1,157 @@
+// Parameter schemas and help text of every RPC method, with SPDK v23.05's parameter names and
+// types. Pure data (zod only): the server validates with it and vhostctl builds its help and
+// coerces command-line values with it. Objects are strict: SPDK rejects unknown parameters.
+import { z } from 'zod';
+
+const uint32 = z.number().int().min(0).max(0xffffffff);
+const int32 = z.number().int().min(-0x80000000).max(0x7fffffff);
+const uint64 = z.number().int().min(0);
+
+export interface MethodSchema<P extends z.ZodObject = z.ZodObject> {
+  name: string;
+  /** One line for rpc_get_methods-style listings and --help. */
+  summary: string;
+  params: P;
+  /** vhostctl command lines shown in --help. */
+  examples?: string[];
+}
+
+function method<P extends z.ZodObject>(name: string, summary: string, params: P, examples?: string[]): MethodSchema<P> {
+  return { name, summary, params, examples };
+}
+
+const none = z.strictObject({});
+
+export const METHOD_SCHEMAS = {
+  rpc_get_methods: method(
+    'rpc_get_methods',
+    'List the supported RPC methods',
+    z.strictObject({
+      current: z.boolean().optional().describe('only methods callable in the current state'),
+      include_aliases: z.boolean().optional().describe('include deprecated aliases'),
+    }),
+  ),
+  spdk_get_version: method('spdk_get_version', 'Version of the target', none),
+  framework_wait_init: method('framework_wait_init', 'Wait until subsystems are initialized (immediate)', none),
+  framework_get_subsystems: method('framework_get_subsystems', 'List the subsystems and their dependencies', none),
+  framework_get_config: method(
+    'framework_get_config',
+    "A subsystem's configuration as a list of RPC calls",
+    z.strictObject({ name: z.string().describe('subsystem: bdev, vhost_scsi or vhost_blk') }),
+    ['vhostctl framework_get_config --name bdev'],
+  ),
+  save_config: method('save_config', 'The whole configuration, in the format vhostd -c loads', none, ['vhostctl save_config > vhostd.json']),
+  bdev_malloc_create: method(
+    'bdev_malloc_create',
+    'Create a RAM bdev; returns its name',
+    z.strictObject({
+      name: z.string().optional().describe('bdev name (default MallocN)'),
+      uuid: z.string().optional().describe('UUID (default: random)'),
+      num_blocks: uint64.describe('number of blocks'),
+      block_size: uint32.describe('block size in bytes (multiple of 512)'),
+      physical_block_size: uint32.optional().describe('physical block size in bytes (default: block_size)'),
+      optimal_io_boundary: uint32.optional().describe('optimal I/O boundary in blocks (0: none)'),
+      md_size: uint32.optional().describe('metadata size (only 0 is supported)'),
+      md_interleave: z.boolean().optional().describe('interleaved metadata (no effect without metadata)'),
+      dif_type: int32.optional().describe('protection information type (only 0 is supported)'),
+      dif_is_head_of_md: z.boolean().optional().describe('protection information at the head of metadata (no effect)'),
+    }),
+    ['vhostctl bdev_malloc_create --name m0 --num_blocks 131072 --block_size 512'],
+  ),
+  bdev_malloc_delete: method('bdev_malloc_delete', 'Delete a RAM bdev', z.strictObject({ name: z.string().describe('bdev name') }), [
+    'vhostctl bdev_malloc_delete --name m0',
+  ]),
+  bdev_null_create: method(
+    'bdev_null_create',
+    'Create a null bdev (reads return nothing, writes are discarded); returns its name',
+    z.strictObject({
+      name: z.string().describe('bdev name'),
+      uuid: z.string().optional().describe('UUID (default: random)'),
+      num_blocks: uint64.describe('number of blocks'),
+      block_size: uint32.describe('block size in bytes (multiple of 512)'),
+      physical_block_size: uint32.optional().describe('physical block size in bytes (default: block_size)'),
+      md_size: uint32.optional().describe('metadata size (only 0 is supported)'),
+      dif_type: int32.optional().describe('protection information type (only 0 is supported)'),
+      dif_is_head_of_md: z.boolean().optional().describe('protection information at the head of metadata (no effect)'),
+    }),
+    ['vhostctl bdev_null_create --name n0 --num_blocks 2097152 --block_size 4096'],
+  ),
+  bdev_null_delete: method('bdev_null_delete', 'Delete a null bdev', z.strictObject({ name: z.string().describe('bdev name') })),
+  bdev_get_bdevs: method(
+    'bdev_get_bdevs',
+    'Describe all bdevs, or one',
+    z.strictObject({
+      name: z.string().optional().describe('bdev name, alias or UUID'),
+      timeout: uint64.optional().describe('milliseconds to wait for the bdev to appear'),
+    }),
+    ['vhostctl bdev_get_bdevs', 'vhostctl bdev_get_bdevs --name m0 --timeout 1000'],
+  ),
+  bdev_wait_for_examine: method('bdev_wait_for_examine', 'Wait until bdevs are examined (immediate)', none),
+  vhost_create_scsi_controller: method(
+    'vhost_create_scsi_controller',
+    'Create a vhost-user SCSI controller (socket <socket dir>/<ctrlr>)',
+    z.strictObject({
+      ctrlr: z.string().describe('controller name'),
+      cpumask: z.string().optional().describe('CPUs it may run on (e.g. 0x3 or [0,1])'),
+      delay: z.boolean().optional().describe('do not start until targets are added (SPDK 24.01; not supported)'),
+    }),
+    ['vhostctl vhost_create_scsi_controller --ctrlr vhost.0'],
+  ),
+  vhost_scsi_controller_add_target: method(
+    'vhost_scsi_controller_add_target',
+    'Attach a bdev as LUN 0 of a SCSI target; returns the target number',
+    z.strictObject({
+      ctrlr: z.string().describe('controller name'),
+      scsi_target_num: int32.describe('target number, -1 for the first free one'),
+      bdev_name: z.string().describe('bdev to attach'),
+    }),
+    ['vhostctl vhost_scsi_controller_add_target --ctrlr vhost.0 --scsi_target_num 0 --bdev_name m0'],
+  ),
+  vhost_scsi_controller_remove_target: method(
+    'vhost_scsi_controller_remove_target',
+    'Detach a SCSI target',
+    z.strictObject({
+      ctrlr: z.string().describe('controller name'),
+      scsi_target_num: uint32.describe('target number'),
+    }),
+  ),
+  vhost_get_controllers: method(
+    'vhost_get_controllers',
+    'Describe all controllers, or one',
+    z.strictObject({ name: z.string().optional().describe('controller name') }),
+  ),
+  vhost_delete_controller: method('vhost_delete_controller', 'Delete a controller', z.strictObject({ ctrlr: z.string().describe('controller name') })),
+} satisfies Record<string, MethodSchema>;
+
+export type MethodName = keyof typeof METHOD_SCHEMAS;
+export type MethodParams<N extends MethodName> = z.infer<(typeof METHOD_SCHEMAS)[N]['params']>;
+
+export type ParamKind = 'string' | 'number' | 'boolean' | 'json';
+
+export interface ParamField {
+  name: string;
+  kind: ParamKind;
+  required: boolean;
+  description: string;
+}
+
+/** The fields of a method's params schema, for help text and command-line coercion. */
+export function paramFields(schema: z.ZodObject): ParamField[] {
+  return Object.entries(schema.shape).map(([name, field]) => {
+    let t = field as z.ZodType;
+    let description = t.description;
+    const required = !t.safeParse(undefined).success;
+    for (;;) {
+      const def = t.def as { type: string; innerType?: z.ZodType };
+      if ((def.type === 'optional' || def.type === 'default' || def.type === 'nullable') && def.innerType) {
+        t = def.innerType;
+        description ??= t.description;
+        continue;
+      }
+      break;
+    }
+    const type = t.def.type;
+    const kind: ParamKind = type === 'string' ? 'string' : type === 'number' ? 'number' : type === 'boolean' ? 'boolean' : 'json';
+    return { name, kind, required, description: description ?? '' };
+  });
+}

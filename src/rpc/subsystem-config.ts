@@ -1,0 +1,121 @@
+// The live configuration as SPDK's JSON config: per subsystem, the RPC calls that recreate it.
+// save_config / framework_get_config produce it, config-file.ts replays it.
+import type { Bdev } from '../bdev/bdev.ts';
+import type { BdevRegistry } from '../bdev/bdev-registry.ts';
+import { MallocBdev } from '../bdev/modules/malloc.ts';
+import { NullBdev } from '../bdev/modules/null.ts';
+import type { VhostApi } from './vhost-api.ts';
+
+export interface ConfigCall {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface SubsystemConfig {
+  subsystem: string;
+  config: ConfigCall[] | null;
+}
+
+export interface VhostdConfig {
+  subsystems: SubsystemConfig[];
+}
+
+/** Our subsystems in dependency order (the order they are saved and replayed in). */
+export const SUBSYSTEMS: readonly { subsystem: string; depends_on: string[] }[] = [
+  { subsystem: 'bdev', depends_on: [] },
+  { subsystem: 'vhost_scsi', depends_on: ['bdev'] },
+  { subsystem: 'vhost_blk', depends_on: ['bdev'] },
+];
+
+/** The call that recreates a bdev, with the parameters SPDK's write_config_json writes; null if unknown. */
+export function bdevCreateCall(bdev: Bdev): ConfigCall | null {
+  if (bdev instanceof MallocBdev) {
+    return {
+      method: 'bdev_malloc_create',
+      params: {
+        name: bdev.name,
+        num_blocks: bdev.numBlocks,
+        block_size: bdev.blockSize,
+        physical_block_size: bdev.physicalBlockSize,
+        uuid: bdev.uuid,
+        optimal_io_boundary: bdev.optimalIoBoundary,
+      },
+    };
+  }
+  if (bdev instanceof NullBdev) {
+    return {
+      method: 'bdev_null_create',
+      params: {
+        name: bdev.name,
+        num_blocks: bdev.numBlocks,
+        block_size: bdev.blockSize,
+        physical_block_size: bdev.physicalBlockSize,
+        md_size: 0,
+        dif_type: 0,
+        dif_is_head_of_md: false,
+        uuid: bdev.uuid,
+      },
+    };
+  }
+  return null;
+}
+
+export class SubsystemConfigBuilder {
+  readonly #bdevs: BdevRegistry;
+  readonly #vhost: VhostApi | undefined;
+  readonly #onSkipped: (bdev: Bdev) => void;
+
+  constructor(bdevs: BdevRegistry, vhost: VhostApi | undefined, onSkipped: (bdev: Bdev) => void = () => {}) {
+    this.#bdevs = bdevs;
+    this.#vhost = vhost;
+    this.#onSkipped = onSkipped;
+  }
+
+  has(subsystem: string): boolean {
+    return SUBSYSTEMS.some((s) => s.subsystem === subsystem);
+  }
+
+  /** framework_get_config's result for one subsystem; undefined for an unknown subsystem. */
+  config(subsystem: string): ConfigCall[] | undefined {
+    switch (subsystem) {
+      case 'bdev':
+        return this.#bdevConfig();
+      case 'vhost_scsi':
+        return this.#vhostConfig().scsi;
+      case 'vhost_blk':
+        return this.#vhostConfig().blk;
+      default:
+        return undefined;
+    }
+  }
+
+  all(): VhostdConfig {
+    return { subsystems: SUBSYSTEMS.map((s) => ({ subsystem: s.subsystem, config: this.config(s.subsystem) ?? [] })) };
+  }
+
+  #bdevConfig(): ConfigCall[] {
+    const calls: ConfigCall[] = [];
+    for (const b of this.#bdevs.list()) {
+      const c = bdevCreateCall(b);
+      if (c) calls.push(c);
+      else this.#onSkipped(b);
+    }
+    // Last, as SPDK writes it, so a replay waits for every bdev before the controllers.
+    calls.push({ method: 'bdev_wait_for_examine' });
+    return calls;
+  }
+
+  /** VhostApi.configCalls() is one list: blk controllers' calls go to vhost_blk, the rest to vhost_scsi. */
+  #vhostConfig(): { scsi: ConfigCall[]; blk: ConfigCall[] } {
+    const scsi: ConfigCall[] = [];
+    const blk: ConfigCall[] = [];
+    const blkCtrlrs = new Set<string>();
+    for (const c of this.#vhost?.configCalls() ?? []) {
+      const ctrlr = typeof c.params?.ctrlr === 'string' ? c.params.ctrlr : undefined;
+      if (c.method === 'vhost_create_blk_controller' && ctrlr !== undefined) blkCtrlrs.add(ctrlr);
+      const isBlk = c.method.startsWith('vhost_blk_') || c.method === 'vhost_create_blk_controller' || (ctrlr !== undefined && blkCtrlrs.has(ctrlr));
+      (isBlk ? blk : scsi).push({ method: c.method, params: c.params });
+    }
+    return { scsi, blk };
+  }
+}

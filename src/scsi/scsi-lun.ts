@@ -1,0 +1,551 @@
+// A disk logical unit over one BdevChannel: decodes CDBs (SPC-4/SBC-3), answers the synchronous
+// ones from preallocated buffers, and runs bdev I/O through per-task contexts. It tracks every task
+// holding a context (the task set) for ABORT TASK, ABORT TASK SET, QUERY TASK and LOGICAL UNIT
+// RESET, and keeps the unit attention conditions. Lives on one reactor thread; nothing here is
+// allocated per READ/WRITE.
+import type { BdevChannel } from '../bdev/bdev.ts';
+import { BDEV_EINVAL, BDEV_ENOMEM, BDEV_ENOSPC, BDEV_ENOTSUP, BDEV_EROFS } from '../bdev/bdev.ts';
+import { SgList } from '../iovec/sg-list.ts';
+import type { ScsiTask } from './scsi-task.ts';
+import type { ScsiLunInfo } from './scsi-lun-info.ts';
+import { validateScsiLunInfo } from './scsi-lun-info.ts';
+import { ScsiConfigError } from './scsi-errors.ts';
+import * as C from './scsi-constants.ts';
+import { cdbLengthOf } from './cdb.ts';
+import { fieldPointer, SENSE_NONE, setCheckCondition } from './sense.ts';
+import { UnitAttentionQueue } from './unit-attention.ts';
+import { asciiField, naaFromUuid, serialFromUuid, t10VendorIdFromUuid } from './identification.ts';
+import {
+  IO_OP_COMPARE_AND_WRITE,
+  IO_OP_FLUSH,
+  IO_OP_READ,
+  IO_OP_UNMAP,
+  IO_OP_VERIFY,
+  IO_OP_WRITE,
+  IO_OP_WRITE_SAME,
+  IO_OP_WRITE_SAME_UNMAP,
+  IO_STATE_DEFERRED,
+  IO_STATE_RUNNING,
+  ScsiIoContext,
+  ScsiIoPool,
+  ScsiTaskSet,
+} from './scsi-io-context.ts';
+import type { ScsiIoOwner } from './scsi-io-context.ts';
+import { PendingTmf } from './task-management.ts';
+import type { ScsiTmfWaiter } from './task-management.ts';
+import { buildReportLunsData, executeReportLuns } from './report-luns.ts';
+import { executeInquiry } from './inquiry.ts';
+import { executeModeSense } from './mode-pages.ts';
+import { executeModeSelect } from './mode-select.ts';
+import { executeReadCapacity10, executeReadCapacity16 } from './read-capacity.ts';
+import { executeRequestSense } from './request-sense.ts';
+import { executeReportSupportedOpcodes } from './supported-opcodes.ts';
+import { executeReadWrite, handleReadWrite, issueReadWrite } from './read-write.ts';
+import { executeSynchronizeCache, handleFlush, issueFlush } from './sync-cache.ts';
+import { executeUnmap, handleUnmap, issueUnmap } from './unmap.ts';
+import { executeWriteSame, handleWriteSame, issueWriteSame } from './write-same.ts';
+import { executeCompareAndWrite, handleCompareAndWrite, issueCompareAndWrite } from './compare-and-write.ts';
+import { executeVerify, handleVerify, issueVerify } from './verify.ts';
+
+/** Response scratch: the largest synchronous answer (REPORT SUPPORTED OPERATION CODES with timeouts) fits. */
+const RESPONSE_BYTES = 1024;
+const INITIAL_CONTEXTS = 32;
+const MAX_CONTEXTS = 4096;
+const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
+
+function isWriteOp(op: number): boolean {
+  return op === IO_OP_WRITE || op === IO_OP_UNMAP || op === IO_OP_WRITE_SAME || op === IO_OP_WRITE_SAME_UNMAP || op === IO_OP_COMPARE_AND_WRITE;
+}
+
+function overlaps(a: ScsiIoContext, b: ScsiIoContext): boolean {
+  return a.lba < b.lba + b.blocks && b.lba < a.lba + a.blocks;
+}
+
+export class ScsiLun implements ScsiIoOwner {
+  readonly id: number;
+  readonly info: ScsiLunInfo;
+  readonly channel: BdevChannel;
+  readonly blockSize: number;
+  numBlocks: number;
+  readonly peripheral = C.SCSI_PERIPHERAL_DEVICE_TYPE_DISK;
+
+  // Mode parameters (current values).
+  wce: boolean;
+  dSense = false;
+
+  /** REPORT LUNS parameter data; the target replaces it when its LUN set changes. */
+  reportLunsData: Uint8Array;
+  readonly unitAttention = new UnitAttentionQueue();
+
+  // Preallocated buffers. resp and param are used only synchronously inside one call.
+  readonly resp = new Uint8Array(RESPONSE_BYTES);
+  readonly param = new Uint8Array(C.SCSI_MAX_MODE_SELECT_LENGTH);
+  /** Shared by WRITE SAME, VERIFY and COMPARE AND WRITE; one user at a time (exclusiveOwner). */
+  readonly scratch: Uint8Array;
+  readonly scratchSg: SgList;
+  readonly scratchBlocks: number;
+  readonly cawMaxBlocks: number;
+
+  // Identification, fixed per bdev UUID.
+  readonly product: Uint8Array;
+  readonly serial: Uint8Array;
+  readonly naa: Uint8Array;
+  readonly t10VendorId: Uint8Array;
+
+  private readonly pool: ScsiIoPool;
+  private readonly tasks = new ScsiTaskSet();
+  private exclusiveOwner: ScsiIoContext | null = null;
+  private deferredCount = 0;
+  private draining = false;
+  private drainAgain = false;
+  private readonly pendingTmfs: PendingTmf[] = [];
+
+  constructor(id: number, info: ScsiLunInfo, channel: BdevChannel) {
+    if (!Number.isInteger(id) || id < 0 || id > C.SCSI_MAX_LUN_ID) {
+      throw new ScsiConfigError('SCSI_BAD_LUN_ID', `LUN id must be an integer 0..${C.SCSI_MAX_LUN_ID}, got ${String(id)}`);
+    }
+    validateScsiLunInfo(info);
+    const bs = channel.blockSize;
+    if (!Number.isInteger(bs) || bs < 512 || bs > 65536 || (bs & (bs - 1)) !== 0) {
+      throw new ScsiConfigError('SCSI_BAD_BLOCK_SIZE', `bdev ${info.bdevName}: block size ${bs} is not a power of two in 512..65536`);
+    }
+    if (!Number.isSafeInteger(channel.numBlocks) || channel.numBlocks < 0) {
+      throw new ScsiConfigError('SCSI_BAD_NUM_BLOCKS', `bdev ${info.bdevName}: block count ${channel.numBlocks} is not a non-negative integer`);
+    }
+    this.id = id;
+    this.info = info;
+    this.channel = channel;
+    this.blockSize = bs;
+    this.numBlocks = channel.numBlocks;
+    this.wce = info.writeCache;
+    this.reportLunsData = buildReportLunsData([id]);
+
+    this.scratchBlocks = Math.floor(Math.max(C.SCSI_SCRATCH_BYTES, bs) / bs);
+    this.scratch = new Uint8Array(this.scratchBlocks * bs);
+    this.scratchSg = new SgList(1);
+    this.scratchSg.push(this.scratch, 0, this.scratch.length);
+    this.cawMaxBlocks = Math.min(MAX_COMPARE_AND_WRITE_BLOCKS, this.scratchBlocks);
+
+    this.product = asciiField(info.productName, 16);
+    this.serial = serialFromUuid(info.uuid);
+    this.naa = naaFromUuid(info.uuid);
+    this.t10VendorId = t10VendorIdFromUuid(info.uuid);
+
+    this.pool = new ScsiIoPool(this, INITIAL_CONTEXTS, MAX_CONTEXTS);
+    this.unitAttention.reset();
+  }
+
+  /** WCE cleared on a bdev with a volatile cache: every write is followed by a flush. */
+  get writeThrough(): boolean {
+    return this.info.writeCache && !this.wce;
+  }
+
+  /** Tasks holding a context (in flight or deferred). */
+  get activeTasks(): number {
+    return this.tasks.size;
+  }
+
+  /** Reaps the channel's asynchronous completions; returns how many completed. */
+  poll(): number {
+    return this.channel.poll();
+  }
+
+  /** The bdev's capacity changed: apply it and report CAPACITY DATA HAS CHANGED once. */
+  resized(numBlocks: number): void {
+    if (!Number.isSafeInteger(numBlocks) || numBlocks < 0) {
+      throw new ScsiConfigError('SCSI_BAD_NUM_BLOCKS', `LUN ${this.id}: new block count ${numBlocks} is not a non-negative integer`);
+    }
+    if (this.channel.numBlocks !== numBlocks) this.channel.resize(numBlocks);
+    if (numBlocks === this.numBlocks) return;
+    this.numBlocks = numBlocks;
+    this.unitAttention.push(C.SCSI_ASC_CAPACITY_DATA_HAS_CHANGED);
+  }
+
+  /** Runs one command; task.waiter.scsiTaskDone(task) is called exactly once, possibly before this returns. */
+  execute(task: ScsiTask): void {
+    task.resetResult();
+    if (this.dispatch(task)) this.complete(task);
+  }
+
+  // ---- results used by the command modules ----
+
+  checkCondition(task: ScsiTask, key: number, ascAscq: number, sks: number): void {
+    setCheckCondition(task, this.dSense, key, ascAscq, SENSE_NONE, sks);
+  }
+
+  checkConditionInfo(task: ScsiTask, key: number, ascAscq: number, info: number, sks: number): void {
+    setCheckCondition(task, this.dSense, key, ascAscq, info, sks);
+  }
+
+  /** ILLEGAL REQUEST, INVALID FIELD IN CDB pointing at byte (and bit, -1 for none). */
+  invalidCdb(task: ScsiTask, byte: number, bit: number): void {
+    setCheckCondition(task, this.dSense, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_FIELD_IN_CDB, SENSE_NONE, fieldPointer(true, byte, bit));
+  }
+
+  /** ILLEGAL REQUEST, INVALID FIELD IN PARAMETER LIST pointing at a byte of the list. */
+  invalidParam(task: ScsiTask, byte: number, bit: number): void {
+    setCheckCondition(task, this.dSense, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_FIELD_IN_PARAMETER_LIST, SENSE_NONE, fieldPointer(false, byte, bit));
+  }
+
+  writeProtected(task: ScsiTask): void {
+    setCheckCondition(task, this.dSense, C.SCSI_SENSE_DATA_PROTECT, C.SCSI_ASC_WRITE_PROTECTED, SENSE_NONE, SENSE_NONE);
+  }
+
+  lbaOutOfRange(task: ScsiTask): void {
+    setCheckCondition(task, this.dSense, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_LBA_OUT_OF_RANGE, SENSE_NONE, SENSE_NONE);
+  }
+
+  /** True when [lba, lba + blocks) is not inside the medium (an LBA past the end even for 0 blocks). */
+  outOfRange(lba: number, blocks: number): boolean {
+    return lba >= this.numBlocks || blocks > this.numBlocks - lba;
+  }
+
+  /** Maps a failed bdev I/O (negative errno) to status and sense. */
+  ioError(task: ScsiTask, status: number, reading: boolean): void {
+    switch (status) {
+      case BDEV_EINVAL:
+        return this.lbaOutOfRange(task);
+      case BDEV_EROFS:
+        return this.writeProtected(task);
+      case BDEV_ENOSPC:
+        return this.checkCondition(task, C.SCSI_SENSE_DATA_PROTECT, C.SCSI_ASC_SPACE_ALLOCATION_FAILED_WRITE_PROTECT, SENSE_NONE);
+      case BDEV_ENOMEM:
+        task.status = C.SCSI_STATUS_BUSY; // transient: the initiator retries
+        task.senseLength = 0;
+        task.transferred = 0;
+        return;
+      case BDEV_ENOTSUP:
+        return this.checkCondition(task, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_COMMAND_OPERATION_CODE, SENSE_NONE);
+      default:
+        return this.checkCondition(
+          task,
+          C.SCSI_SENSE_MEDIUM_ERROR,
+          reading ? C.SCSI_ASC_UNRECOVERED_READ_ERROR : C.SCSI_ASC_WRITE_ERROR,
+          SENSE_NONE,
+        );
+    }
+  }
+
+  // ---- the I/O engine ----
+
+  /** A context for a task that will run bdev I/O, or null (status TASK SET FULL set). */
+  newIo(task: ScsiTask, op: number): ScsiIoContext | null {
+    const ctx = this.pool.acquire();
+    if (ctx === null) {
+      task.status = C.SCSI_STATUS_TASK_SET_FULL;
+      return null;
+    }
+    ctx.task = task;
+    ctx.op = op;
+    ctx.phase = 0;
+    ctx.lba = 0;
+    ctx.blocks = 0;
+    ctx.pos = 0;
+    ctx.count = 0;
+    ctx.mode = 0;
+    ctx.fua = false;
+    return ctx;
+  }
+
+  /** Enters the task set and runs now, or waits for a conflicting command to finish. */
+  startIo(ctx: ScsiIoContext): void {
+    this.tasks.append(ctx);
+    if (this.canStart(ctx)) {
+      this.begin(ctx);
+      this.run(ctx);
+    } else {
+      ctx.state = IO_STATE_DEFERRED;
+      this.deferredCount++;
+    }
+  }
+
+  /** Completion arriving after the submitting call returned (bdev poll or another thread's doorbell). */
+  ioDone(ctx: ScsiIoContext, status: number): void {
+    if (ctx.state !== IO_STATE_RUNNING) return; // stray completion of a finished context
+    if (this.step(ctx, status)) this.run(ctx);
+  }
+
+  private canStart(ctx: ScsiIoContext): boolean {
+    const op = ctx.op;
+    if (op === IO_OP_READ || op === IO_OP_FLUSH) return true;
+    const owner = this.exclusiveOwner;
+    if (op === IO_OP_WRITE_SAME || op === IO_OP_VERIFY) return owner === null;
+    if (op === IO_OP_COMPARE_AND_WRITE) {
+      if (owner !== null) return false;
+      for (let c = this.tasks.head; c !== null; c = c.next) {
+        if (c.state === IO_STATE_RUNNING && isWriteOp(c.op) && overlaps(c, ctx)) return false;
+      }
+      return true;
+    }
+    // Other writes wait only for an overlapping COMPARE AND WRITE.
+    return owner === null || owner.op !== IO_OP_COMPARE_AND_WRITE || !overlaps(owner, ctx);
+  }
+
+  private begin(ctx: ScsiIoContext): void {
+    ctx.state = IO_STATE_RUNNING;
+    const op = ctx.op;
+    if (op === IO_OP_WRITE_SAME || op === IO_OP_VERIFY || op === IO_OP_COMPARE_AND_WRITE) this.exclusiveOwner = ctx;
+  }
+
+  /**
+   * Issues steps until one completes asynchronously or the command finishes. Completions that
+   * arrive inside the submitting call are handled by this loop, so a long chain of synchronous
+   * steps (WRITE SAME chunks on a RAM bdev) does not recurse.
+   */
+  private run(ctx: ScsiIoContext): void {
+    for (;;) {
+      if (ctx.task!.aborted) return this.finish(ctx);
+      ctx.submitting = true;
+      ctx.inlineDone = false;
+      const submitted = this.issue(ctx);
+      ctx.submitting = false;
+      if (!submitted) return this.finish(ctx);
+      if (!ctx.inlineDone) return;
+      if (!this.step(ctx, ctx.inlineStatus)) return;
+    }
+  }
+
+  /** Handles one completion; true when the next step should be issued. */
+  private step(ctx: ScsiIoContext, status: number): boolean {
+    if (ctx.task!.aborted || !this.handle(ctx, status)) {
+      this.finish(ctx);
+      return false;
+    }
+    return true;
+  }
+
+  private issue(ctx: ScsiIoContext): boolean {
+    switch (ctx.op) {
+      case IO_OP_READ:
+      case IO_OP_WRITE:
+        return issueReadWrite(this, ctx);
+      case IO_OP_FLUSH:
+        return issueFlush(this, ctx);
+      case IO_OP_UNMAP:
+        return issueUnmap(this, ctx);
+      case IO_OP_WRITE_SAME:
+      case IO_OP_WRITE_SAME_UNMAP:
+        return issueWriteSame(this, ctx);
+      case IO_OP_COMPARE_AND_WRITE:
+        return issueCompareAndWrite(this, ctx);
+      default:
+        return issueVerify(this, ctx);
+    }
+  }
+
+  private handle(ctx: ScsiIoContext, status: number): boolean {
+    switch (ctx.op) {
+      case IO_OP_READ:
+      case IO_OP_WRITE:
+        return handleReadWrite(this, ctx, status);
+      case IO_OP_FLUSH:
+        return handleFlush(this, ctx, status);
+      case IO_OP_UNMAP:
+        return handleUnmap(this, ctx, status);
+      case IO_OP_WRITE_SAME:
+      case IO_OP_WRITE_SAME_UNMAP:
+        return handleWriteSame(this, ctx, status);
+      case IO_OP_COMPARE_AND_WRITE:
+        return handleCompareAndWrite(this, ctx, status);
+      default:
+        return handleVerify(this, ctx, status);
+    }
+  }
+
+  /** Leaves the task set, frees the context, completes the task, then lets waiters move on. */
+  private finish(ctx: ScsiIoContext): void {
+    const task = ctx.task!;
+    if (ctx.state === IO_STATE_DEFERRED) this.deferredCount--;
+    if (this.exclusiveOwner === ctx) this.exclusiveOwner = null;
+    this.tasks.remove(ctx);
+    this.pool.release(ctx);
+    this.complete(task);
+    if (this.pendingTmfs.length > 0) this.settlePendingTmfs();
+    if (this.deferredCount > 0) this.drainDeferred();
+  }
+
+  private drainDeferred(): void {
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    do {
+      this.drainAgain = false;
+      for (let c = this.tasks.head; c !== null; c = c.next) {
+        if (c.state === IO_STATE_DEFERRED && this.canStart(c)) {
+          this.deferredCount--;
+          this.begin(c);
+          this.run(c); // may finish tasks and change the list: rescan from the head
+          this.drainAgain = true;
+          break;
+        }
+      }
+    } while (this.drainAgain && this.deferredCount > 0);
+    this.draining = false;
+  }
+
+  private complete(task: ScsiTask): void {
+    const waiter = task.waiter;
+    if (waiter !== null) waiter.scsiTaskDone(task);
+  }
+
+  // ---- task management ----
+
+  /** ABORT TASK: every task with this tag completes with task.aborted = true, then the TMF. */
+  abortTask(tagLo: number, tagHi: number, waiter: ScsiTmfWaiter): void {
+    this.abort(true, tagLo, tagHi, new PendingTmf(waiter, C.SCSI_TMF_FUNCTION_COMPLETE));
+  }
+
+  /** ABORT TASK SET / CLEAR TASK SET: aborts every task of the LUN. */
+  abortTaskSet(waiter: ScsiTmfWaiter): void {
+    this.abort(false, 0, 0, new PendingTmf(waiter, C.SCSI_TMF_FUNCTION_COMPLETE));
+  }
+
+  /**
+   * LOGICAL UNIT RESET: aborts every task, restores the default mode parameters and raises the
+   * POWER ON/RESET unit attention; completes once in-flight bdev I/O has finished.
+   */
+  lunReset(waiter: ScsiTmfWaiter): void {
+    this.unitAttention.reset();
+    this.wce = this.info.writeCache;
+    this.dSense = false;
+    this.abort(false, 0, 0, new PendingTmf(waiter, C.SCSI_TMF_FUNCTION_COMPLETE));
+  }
+
+  /** I_T NEXUS RESET (the initiator's nexus is gone): aborts every task, queues I_T NEXUS LOSS OCCURRED. */
+  nexusLoss(waiter: ScsiTmfWaiter): void {
+    this.unitAttention.push(C.SCSI_ASC_I_T_NEXUS_LOSS_OCCURRED);
+    this.abort(false, 0, 0, new PendingTmf(waiter, C.SCSI_TMF_FUNCTION_COMPLETE));
+  }
+
+  /** QUERY TASK: FUNCTION SUCCEEDED when a task with this tag is in the task set (synchronous). */
+  queryTask(tagLo: number, tagHi: number, waiter: ScsiTmfWaiter): void {
+    for (let c = this.tasks.head; c !== null; c = c.next) {
+      const t = c.task!;
+      if (t.tagLo === tagLo && t.tagHi === tagHi && !t.aborted) return waiter.scsiTmfDone(C.SCSI_TMF_FUNCTION_SUCCEEDED);
+    }
+    waiter.scsiTmfDone(C.SCSI_TMF_FUNCTION_COMPLETE);
+  }
+
+  /** QUERY TASK SET: FUNCTION SUCCEEDED when any task is in the task set (synchronous). */
+  queryTaskSet(waiter: ScsiTmfWaiter): void {
+    for (let c = this.tasks.head; c !== null; c = c.next) {
+      if (!c.task!.aborted) return waiter.scsiTmfDone(C.SCSI_TMF_FUNCTION_SUCCEEDED);
+    }
+    waiter.scsiTmfDone(C.SCSI_TMF_FUNCTION_COMPLETE);
+  }
+
+  private abort(byTag: boolean, tagLo: number, tagHi: number, tmf: PendingTmf): void {
+    // First mark, with no callbacks, so list changes made by completion callbacks cannot hide a task.
+    for (let c = this.tasks.head; c !== null; c = c.next) {
+      const t = c.task!;
+      if (byTag && (t.tagLo !== tagLo || t.tagHi !== tagHi)) continue;
+      t.aborted = true;
+      tmf.waitFor(c);
+    }
+    // Deferred tasks never reached the bdev: finish them now. Running ones finish when their
+    // bdev call completes (the engine stops at the next step).
+    for (;;) {
+      let c = this.tasks.head;
+      while (c !== null && !(c.state === IO_STATE_DEFERRED && c.task!.aborted)) c = c.next;
+      if (c === null) break;
+      this.finish(c);
+    }
+    if (tmf.finished) tmf.waiter.scsiTmfDone(tmf.response);
+    else this.pendingTmfs.push(tmf);
+  }
+
+  private settlePendingTmfs(): void {
+    for (let i = 0; i < this.pendingTmfs.length; ) {
+      const tmf = this.pendingTmfs[i];
+      if (tmf.finished) {
+        this.pendingTmfs.splice(i, 1);
+        tmf.waiter.scsiTmfDone(tmf.response);
+      } else {
+        i++;
+      }
+    }
+  }
+
+  // ---- command dispatch ----
+
+  /** Returns true when the task completed synchronously (execute() then completes it). */
+  private dispatch(task: ScsiTask): boolean {
+    const cdb = task.cdb;
+    const op = cdb[0];
+    if (cdbLengthOf(op) > task.cdbLength) {
+      this.checkCondition(task, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_FIELD_IN_CDB, SENSE_NONE);
+      return true;
+    }
+    if (this.unitAttention.pending && op !== C.SCSI_OP_INQUIRY && op !== C.SCSI_OP_REPORT_LUNS && op !== C.SCSI_OP_REQUEST_SENSE) {
+      this.checkCondition(task, C.SCSI_SENSE_UNIT_ATTENTION, this.unitAttention.shift(), SENSE_NONE);
+      return true;
+    }
+    switch (op) {
+      case C.SCSI_OP_TEST_UNIT_READY:
+      case C.SCSI_OP_START_STOP_UNIT:
+      case C.SCSI_OP_PREVENT_ALLOW_MEDIUM_REMOVAL:
+        task.status = C.SCSI_STATUS_GOOD;
+        return true;
+      case C.SCSI_OP_REQUEST_SENSE: {
+        const ua = this.unitAttention.shift();
+        if (ua >= 0) executeRequestSense(task, this.resp, C.SCSI_SENSE_UNIT_ATTENTION, ua);
+        else executeRequestSense(task, this.resp, C.SCSI_SENSE_NO_SENSE, C.SCSI_ASC_NO_ADDITIONAL_SENSE);
+        return true;
+      }
+      case C.SCSI_OP_INQUIRY:
+        executeInquiry(this, task);
+        return true;
+      case C.SCSI_OP_MODE_SENSE_6:
+      case C.SCSI_OP_MODE_SENSE_10:
+        executeModeSense(this, task);
+        return true;
+      case C.SCSI_OP_MODE_SELECT_6:
+      case C.SCSI_OP_MODE_SELECT_10:
+        executeModeSelect(this, task);
+        return true;
+      case C.SCSI_OP_READ_CAPACITY_10:
+        executeReadCapacity10(this, task);
+        return true;
+      case C.SCSI_OP_SERVICE_ACTION_IN_16:
+        if ((cdb[1] & 0x1f) === C.SCSI_SAI_READ_CAPACITY_16) executeReadCapacity16(this, task);
+        else this.invalidCdb(task, 1, 4);
+        return true;
+      case C.SCSI_OP_READ_6:
+      case C.SCSI_OP_READ_10:
+      case C.SCSI_OP_READ_12:
+      case C.SCSI_OP_READ_16:
+      case C.SCSI_OP_WRITE_6:
+      case C.SCSI_OP_WRITE_10:
+      case C.SCSI_OP_WRITE_12:
+      case C.SCSI_OP_WRITE_16:
+        return executeReadWrite(this, task);
+      case C.SCSI_OP_VERIFY_10:
+      case C.SCSI_OP_VERIFY_12:
+      case C.SCSI_OP_VERIFY_16:
+        return executeVerify(this, task);
+      case C.SCSI_OP_SYNCHRONIZE_CACHE_10:
+      case C.SCSI_OP_SYNCHRONIZE_CACHE_16:
+        return executeSynchronizeCache(this, task);
+      case C.SCSI_OP_WRITE_SAME_10:
+      case C.SCSI_OP_WRITE_SAME_16:
+        return executeWriteSame(this, task);
+      case C.SCSI_OP_UNMAP:
+        return executeUnmap(this, task);
+      case C.SCSI_OP_COMPARE_AND_WRITE:
+        return executeCompareAndWrite(this, task);
+      case C.SCSI_OP_REPORT_LUNS:
+        executeReportLuns(task, this.reportLunsData, this.dSense);
+        return true;
+      case C.SCSI_OP_MAINTENANCE_IN:
+        if ((cdb[1] & 0x1f) === C.SCSI_MI_REPORT_SUPPORTED_OPERATION_CODES) executeReportSupportedOpcodes(this, task);
+        else this.invalidCdb(task, 1, 4);
+        return true;
+      default:
+        // Includes PERSISTENT RESERVE IN/OUT, not implemented yet.
+        this.checkCondition(task, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_COMMAND_OPERATION_CODE, SENSE_NONE);
+        return true;
+    }
+  }
+}

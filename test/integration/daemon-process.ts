@@ -1,0 +1,62 @@
+// Starts a real vhostd process for integration tests and talks to it over its RPC socket.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RpcClient } from '../../src/rpc/rpc-client.ts';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+export const NODE = join(ROOT, 'node_modules/.bin/node');
+
+export interface Daemon {
+  dir: string;
+  rpcPath: string;
+  proc: ChildProcess;
+  stderr: string[];
+  call(method: string, params?: Record<string, unknown>): Promise<unknown>;
+  socket(ctrlr: string): string;
+  /** SIGTERM and wait; returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-it-'));
+  const rpcPath = join(dir, 'rpc.sock');
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', 'warn', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stderr: string[] = [];
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
+  proc.stdout!.resume();
+  let exited = false;
+  proc.once('exit', () => (exited = true));
+  const deadline = Date.now() + 15000;
+  while (!existsSync(rpcPath)) {
+    if (exited) throw new Error(`vhostd exited during start: ${stderr.join('')}`);
+    if (Date.now() > deadline) throw new Error(`vhostd did not create ${rpcPath}: ${stderr.join('')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const client = await RpcClient.connect(rpcPath);
+  return {
+    dir,
+    rpcPath,
+    proc,
+    stderr,
+    call: (method, params) => client.call(method, params),
+    socket: (ctrlr) => join(dir, ctrlr),
+    async stop() {
+      client.close();
+      if (proc.exitCode !== null) {
+        rmSync(dir, { recursive: true, force: true });
+        return proc.exitCode;
+      }
+      const code = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+      const c = await code;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      return c;
+    },
+  };
+}

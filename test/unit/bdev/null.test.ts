@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NullBdev } from '../../../src/bdev/modules/null.ts';
+import { openBdevChannel } from '../../../src/bdev/channel-open.ts';
+import { SgList } from '../../../src/iovec/sg-list.ts';
+import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOTSUP, BDEV_OK } from '../../../src/bdev/bdev.ts';
+
+test('null bdev: reads leave data alone, writes are discarded, flush/unmap unsupported', () => {
+  const n = new NullBdev({ name: 'n0', numBlocks: 2 ** 40, blockSize: 4096 });
+  assert.equal(n.productName, 'Null disk');
+  assert.deepEqual(n.ioTypes, { read: true, write: true, flush: false, unmap: false, write_zeroes: true, reset: true });
+  assert.deepEqual(structuredClone(n.channelSpec()), { module: 'null', name: 'n0', blockSize: 4096, numBlocks: 2 ** 40 });
+  const ch = openBdevChannel(n.channelSpec());
+  const st: number[] = [];
+  const w = { bdevIoDone: (s: number) => void st.push(s) };
+  const buf = new Uint8Array(8192).fill(0x77);
+  const sg = new SgList(2);
+  sg.push(buf, 0, 4096);
+  sg.push(buf, 4096, 4096);
+  ch.write(2 ** 40 - 2, 2, sg, 0, w);
+  ch.read(2 ** 40 - 2, 2, sg, 0, w);
+  assert.ok(buf.every((b) => b === 0x77), 'read did not touch the buffer');
+  ch.writeZeroes(0, 100, w);
+  ch.flush(0, 1, w);
+  ch.unmap(0, 1, w);
+  ch.read(2 ** 40 - 1, 2, sg, 0, w);
+  ch.read(0, 3, sg, 0, w);
+  ch.close();
+  ch.read(0, 1, sg, 0, w);
+  assert.deepEqual(st, [BDEV_OK, BDEV_OK, BDEV_OK, BDEV_ENOTSUP, BDEV_ENOTSUP, BDEV_EINVAL, BDEV_EINVAL, BDEV_EIO]);
+});
