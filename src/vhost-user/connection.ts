@@ -158,10 +158,12 @@ export class VhostUserConnection {
     const ack = !mandatory && M.needsReply(msg.flags) && this.hasProtocolFeature(T.VHOST_USER_PROTOCOL_F_REPLY_ACK);
     this.log.debug({ request: name, flags: msg.flags, size: msg.size, fds: msg.fds.length }, 'message');
     let reply: Uint8Array | null = null;
-    let failure: unknown = null;
+    let failed = false;
+    let failure: unknown;
     try {
       reply = await this.handle(msg, name);
     } catch (e) {
+      failed = true;
       failure = e;
     } finally {
       if (msg.fds.length > 0) {
@@ -170,7 +172,7 @@ export class VhostUserConnection {
         msg.fds.length = 0;
       }
     }
-    if (failure !== null) {
+    if (failed) {
       const code = failure instanceof VhostUserProtocolError ? failure.code : 'ERROR';
       this.log.warn({ request: name, code, err: failure }, `${name} failed: ${errorText(failure)}`);
       if (mandatory) {
@@ -181,7 +183,7 @@ export class VhostUserConnection {
       }
     }
     if (mandatory) this.send(M.encodeReply(msg.request, reply ?? new Uint8Array(0)));
-    else if (ack) this.send(M.encodeReply(msg.request, M.encodeU64(failure === null ? 0n : 1n)));
+    else if (ack) this.send(M.encodeReply(msg.request, M.encodeU64(failed ? 1n : 0n)));
     return null;
   }
 

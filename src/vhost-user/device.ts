@@ -50,7 +50,8 @@ export interface VhostUserDevice {
   connected(): void;
   /** Negotiated features changed (SET_FEATURES). */
   setFeatures(features: bigint): Promise<void>;
-  /** Replaces the whole memory table. Rings that run keep running on the new table. */
+  /** Replaces the whole memory table. Rings that run keep running on the new table. The device owns
+   *  (and closes) the region fds whether or not this succeeds. */
   setMemory(regions: VhostUserRegion[]): Promise<void>;
   /** Starts processing a ring. */
   startRing(setup: VringSetup): Promise<void>;
