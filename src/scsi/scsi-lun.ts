@@ -11,7 +11,6 @@ import type { ScsiLunInfo } from './scsi-lun-info.ts';
 import { validateScsiLunInfo } from './scsi-lun-info.ts';
 import { ScsiConfigError } from './scsi-errors.ts';
 import * as C from './scsi-constants.ts';
-import { cdbLengthOf } from './cdb.ts';
 import { fieldPointer, SENSE_NONE, setCheckCondition } from './sense.ts';
 import { UnitAttentionQueue } from './unit-attention.ts';
 import { asciiField, naaFromUuid, serialFromUuid, t10VendorIdFromUuid } from './identification.ts';
@@ -33,19 +32,14 @@ import {
 import type { ScsiIoOwner } from './scsi-io-context.ts';
 import { PendingTmf } from './task-management.ts';
 import type { ScsiTmfWaiter } from './task-management.ts';
-import { buildReportLunsData, executeReportLuns } from './report-luns.ts';
-import { executeInquiry } from './inquiry.ts';
-import { executeModeSense } from './mode-pages.ts';
-import { executeModeSelect } from './mode-select.ts';
-import { executeReadCapacity10, executeReadCapacity16 } from './read-capacity.ts';
-import { executeRequestSense } from './request-sense.ts';
-import { executeReportSupportedOpcodes } from './supported-opcodes.ts';
-import { executeReadWrite, handleReadWrite, issueReadWrite } from './read-write.ts';
-import { executeSynchronizeCache, handleFlush, issueFlush } from './sync-cache.ts';
-import { executeUnmap, handleUnmap, issueUnmap } from './unmap.ts';
-import { executeWriteSame, handleWriteSame, issueWriteSame } from './write-same.ts';
-import { executeCompareAndWrite, handleCompareAndWrite, issueCompareAndWrite } from './compare-and-write.ts';
-import { executeVerify, handleVerify, issueVerify } from './verify.ts';
+import { handleReadWrite, issueReadWrite } from './read-write.ts';
+import { handleFlush, issueFlush } from './sync-cache.ts';
+import { handleUnmap, issueUnmap } from './unmap.ts';
+import { handleWriteSame, issueWriteSame } from './write-same.ts';
+import { handleCompareAndWrite, issueCompareAndWrite } from './compare-and-write.ts';
+import { handleVerify, issueVerify } from './verify.ts';
+import { buildReportLunsData } from './report-luns.ts';
+import { dispatchCommand } from './command-dispatch.ts';
 
 /** Response scratch: the largest synchronous answer (REPORT SUPPORTED OPERATION CODES with timeouts) fits. */
 const RESPONSE_BYTES = 1024;
@@ -164,7 +158,7 @@ export class ScsiLun implements ScsiIoOwner {
   /** Runs one command; task.waiter.scsiTaskDone(task) is called exactly once, possibly before this returns. */
   execute(task: ScsiTask): void {
     task.resetResult();
-    if (this.dispatch(task)) this.complete(task);
+    if (dispatchCommand(this, task)) this.complete(task);
   }
 
   // ---- results used by the command modules ----
@@ -465,87 +459,6 @@ export class ScsiLun implements ScsiIoOwner {
       } else {
         i++;
       }
-    }
-  }
-
-  // ---- command dispatch ----
-
-  /** Returns true when the task completed synchronously (execute() then completes it). */
-  private dispatch(task: ScsiTask): boolean {
-    const cdb = task.cdb;
-    const op = cdb[0];
-    if (cdbLengthOf(op) > task.cdbLength) {
-      this.checkCondition(task, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_FIELD_IN_CDB, SENSE_NONE);
-      return true;
-    }
-    if (this.unitAttention.pending && op !== C.SCSI_OP_INQUIRY && op !== C.SCSI_OP_REPORT_LUNS && op !== C.SCSI_OP_REQUEST_SENSE) {
-      this.checkCondition(task, C.SCSI_SENSE_UNIT_ATTENTION, this.unitAttention.shift(), SENSE_NONE);
-      return true;
-    }
-    switch (op) {
-      case C.SCSI_OP_TEST_UNIT_READY:
-      case C.SCSI_OP_START_STOP_UNIT:
-      case C.SCSI_OP_PREVENT_ALLOW_MEDIUM_REMOVAL:
-        task.status = C.SCSI_STATUS_GOOD;
-        return true;
-      case C.SCSI_OP_REQUEST_SENSE: {
-        const ua = this.unitAttention.shift();
-        if (ua >= 0) executeRequestSense(task, this.resp, C.SCSI_SENSE_UNIT_ATTENTION, ua);
-        else executeRequestSense(task, this.resp, C.SCSI_SENSE_NO_SENSE, C.SCSI_ASC_NO_ADDITIONAL_SENSE);
-        return true;
-      }
-      case C.SCSI_OP_INQUIRY:
-        executeInquiry(this, task);
-        return true;
-      case C.SCSI_OP_MODE_SENSE_6:
-      case C.SCSI_OP_MODE_SENSE_10:
-        executeModeSense(this, task);
-        return true;
-      case C.SCSI_OP_MODE_SELECT_6:
-      case C.SCSI_OP_MODE_SELECT_10:
-        executeModeSelect(this, task);
-        return true;
-      case C.SCSI_OP_READ_CAPACITY_10:
-        executeReadCapacity10(this, task);
-        return true;
-      case C.SCSI_OP_SERVICE_ACTION_IN_16:
-        if ((cdb[1] & 0x1f) === C.SCSI_SAI_READ_CAPACITY_16) executeReadCapacity16(this, task);
-        else this.invalidCdb(task, 1, 4);
-        return true;
-      case C.SCSI_OP_READ_6:
-      case C.SCSI_OP_READ_10:
-      case C.SCSI_OP_READ_12:
-      case C.SCSI_OP_READ_16:
-      case C.SCSI_OP_WRITE_6:
-      case C.SCSI_OP_WRITE_10:
-      case C.SCSI_OP_WRITE_12:
-      case C.SCSI_OP_WRITE_16:
-        return executeReadWrite(this, task);
-      case C.SCSI_OP_VERIFY_10:
-      case C.SCSI_OP_VERIFY_12:
-      case C.SCSI_OP_VERIFY_16:
-        return executeVerify(this, task);
-      case C.SCSI_OP_SYNCHRONIZE_CACHE_10:
-      case C.SCSI_OP_SYNCHRONIZE_CACHE_16:
-        return executeSynchronizeCache(this, task);
-      case C.SCSI_OP_WRITE_SAME_10:
-      case C.SCSI_OP_WRITE_SAME_16:
-        return executeWriteSame(this, task);
-      case C.SCSI_OP_UNMAP:
-        return executeUnmap(this, task);
-      case C.SCSI_OP_COMPARE_AND_WRITE:
-        return executeCompareAndWrite(this, task);
-      case C.SCSI_OP_REPORT_LUNS:
-        executeReportLuns(task, this.reportLunsData, this.dSense);
-        return true;
-      case C.SCSI_OP_MAINTENANCE_IN:
-        if ((cdb[1] & 0x1f) === C.SCSI_MI_REPORT_SUPPORTED_OPERATION_CODES) executeReportSupportedOpcodes(this, task);
-        else this.invalidCdb(task, 1, 4);
-        return true;
-      default:
-        // Includes PERSISTENT RESERVE IN/OUT, not implemented yet.
-        this.checkCondition(task, C.SCSI_SENSE_ILLEGAL_REQUEST, C.SCSI_ASC_INVALID_COMMAND_OPERATION_CODE, SENSE_NONE);
-        return true;
     }
   }
 }
