@@ -16,8 +16,10 @@ export class ReactorError extends Error {
 
 export interface ReactorOptions {
   index: number;
-  /** CPU to pin to, or -1 to leave unpinned. */
+  /** The reactor's CPU (from the daemon's cpumask). */
   cpu: number;
+  /** Pin the thread to that CPU (sched_setaffinity). */
+  pin: boolean;
   pollMode: PollMode;
   logger: Logger;
 }
@@ -44,7 +46,7 @@ export class ReactorHandle {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
-      workerData: { index: opts.index, cpu: opts.cpu, pollMode: opts.pollMode, wakeFd: this.wakeFd, port: port2 },
+      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, port: port2 },
       transferList: [port2],
       name: `reactor-${opts.index}`,
     });

@@ -8,7 +8,7 @@ export class ReactorPool {
   readonly reactors: ReactorHandle[];
 
   constructor(cpus: readonly number[], pollMode: PollMode, logger: Logger, pin = true) {
-    this.reactors = cpus.map((cpu, index) => new ReactorHandle({ index, cpu: pin ? cpu : -1, pollMode, logger }));
+    this.reactors = cpus.map((cpu, index) => new ReactorHandle({ index, cpu, pin, pollMode, logger }));
   }
 
   /** Least-loaded reactor among the given CPUs (all when omitted). */
