@@ -23,7 +23,7 @@ scsi_vpd() {
       ;;
     b1)
       grep -qE 'rotation rate|Non-rotating medium' "$vm_log" || vm_fail "no rotation rate" || return 1
-      DETAIL=$(grep 'rotation rate' "$vm_log" | sed 's/^ *//')
+      DETAIL=$(grep -E 'rotation rate|Non-rotating medium' "$vm_log" | head -n 1 | sed 's/^ *//')
       ;;
     b2)
       if [ "$(vm_param discard 1)" = 1 ]; then
