@@ -8,6 +8,8 @@ import { checkBdevName, isUuid } from './bdev-geometry.ts';
 export interface BdevRegistryEvents {
   added: [bdev: Bdev];
   removed: [bdev: Bdev];
+  /** The bdev's numBlocks changed. */
+  resized: [bdev: Bdev];
 }
 
 export class BdevRegistry extends EventEmitter<BdevRegistryEvents> {
@@ -21,6 +23,11 @@ export class BdevRegistry extends EventEmitter<BdevRegistryEvents> {
     const out = [...bdev.aliases];
     if (bdev.uuid !== bdev.name && !out.includes(bdev.uuid)) out.push(bdev.uuid);
     return out;
+  }
+
+  /** Tells the bdev's users (controllers) that its size changed. */
+  notifyResized(bdev: Bdev): void {
+    this.emit('resized', bdev);
   }
 
   register(bdev: Bdev): void {

@@ -6,6 +6,9 @@ import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import type { Logger } from '../log/logger.ts';
 import { parseCpumask } from '../reactor/cpumask.ts';
 import { ScsiController } from './scsi-controller.ts';
+import type { VhostController } from './vhost-controller.ts';
+import { BlkController } from './blk-controller.ts';
+import type { ReactorHandle } from '../reactor/reactor-handle.ts';
 import { ControllerError, EBUSY, EEXIST, EINVAL, ENODEV } from './controller-error.ts';
 
 const NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -15,59 +18,77 @@ export class ControllerRegistry implements VhostApi {
   private readonly reactors: ReactorPool;
   private readonly bdevs: BdevRegistry;
   private readonly logger: Logger;
-  private readonly controllers = new Map<string, ScsiController>();
+  private readonly controllers = new Map<string, VhostController>();
 
   constructor(socketDir: string, reactors: ReactorPool, bdevs: BdevRegistry, logger: Logger) {
     this.socketDir = socketDir;
     this.reactors = reactors;
     this.bdevs = bdevs;
     this.logger = logger;
+    bdevs.on('resized', (bdev) => {
+      for (const c of this.controllers.values()) {
+        c.bdevResized(bdev).catch((e: unknown) => this.logger.warn({ err: e, ctrlr: c.name, bdev: bdev.name }, 'resize not applied'));
+      }
+    });
   }
 
-  private get(ctrlr: string): ScsiController {
+  private get(ctrlr: string): VhostController {
     const c = this.controllers.get(ctrlr);
     if (!c) throw new ControllerError('CONTROLLER_NOT_FOUND', ENODEV, `controller '${ctrlr}' does not exist`);
     return c;
   }
 
+  private scsi(ctrlr: string): ScsiController {
+    const c = this.get(ctrlr);
+    if (!(c instanceof ScsiController)) throw new ControllerError('WRONG_CONTROLLER_TYPE', EINVAL, `controller '${ctrlr}' is not a vhost-scsi controller`);
+    return c;
+  }
+
   async createScsiController(ctrlr: string, cpumask: string | undefined): Promise<void> {
+    await this.create(ctrlr, cpumask, (cpus, reactor) => new ScsiController(ctrlr, join(this.socketDir, ctrlr), cpus, reactor, this.bdevs, this.logger));
+  }
+
+  async createBlkController(ctrlr: string, devName: string, opts: { readonly: boolean; packedRing: boolean; cpumask?: string }): Promise<void> {
+    await this.create(ctrlr, opts.cpumask, (cpus, reactor) =>
+      new BlkController(ctrlr, join(this.socketDir, ctrlr), cpus, reactor, this.bdevs, this.logger, { bdevName: devName, readOnly: opts.readonly, packedRing: opts.packedRing }),
+    );
+  }
+
+  private async create(ctrlr: string, cpumask: string | undefined, make: (cpus: number[], reactor: ReactorHandle) => VhostController): Promise<void> {
     if (!NAME_RE.test(ctrlr)) {
       throw new ControllerError('BAD_NAME', EINVAL, `invalid controller name '${ctrlr}': 1-64 characters of A-Z a-z 0-9 _ . : -`);
     }
     if (this.controllers.has(ctrlr)) throw new ControllerError('CONTROLLER_EXISTS', EEXIST, `controller '${ctrlr}' already exists`);
     let cpus: number[];
+    let reactor: ReactorHandle;
     try {
       cpus = cpumask === undefined ? this.reactors.cpus() : parseCpumask(cpumask);
-    } catch (e) {
-      throw new ControllerError('BAD_CPUMASK', EINVAL, (e as Error).message);
-    }
-    let reactor;
-    try {
       reactor = this.reactors.pick(cpus);
     } catch (e) {
       throw new ControllerError('BAD_CPUMASK', EINVAL, (e as Error).message);
     }
-    const c = new ScsiController(ctrlr, join(this.socketDir, ctrlr), cpus.filter((x) => this.reactors.cpus().includes(x)), reactor, this.bdevs, this.logger);
+    const reactorCpus = this.reactors.cpus();
+    const c = make(cpus.filter((x) => reactorCpus.includes(x)), reactor);
     this.controllers.set(ctrlr, c);
     try {
       await c.start();
     } catch (e) {
       this.controllers.delete(ctrlr);
       const err = e as { code?: string; message?: string };
-      if (err.code === 'EADDRINUSE' || err.code === 'SOCKET_IN_USE') {
+      if (err.code === 'SOCKET_PATH_IN_USE' || err.code === 'EADDRINUSE') {
         throw new ControllerError('SOCKET_IN_USE', EEXIST, `socket ${c.socketPath} is in use: ${err.message}`);
       }
       throw e;
     }
-    this.logger.info({ ctrlr, socket: c.socketPath, reactor: reactor.index }, 'vhost-scsi controller created');
+    this.logger.info({ ctrlr, kind: c.kind, socket: c.socketPath, reactor: reactor.index }, 'controller created');
   }
 
   async addScsiTarget(ctrlr: string, scsiTargetNum: number, bdevName: string): Promise<number> {
-    return this.get(ctrlr).addTarget(scsiTargetNum, bdevName);
+    return this.scsi(ctrlr).addTarget(scsiTargetNum, bdevName);
   }
 
   async removeScsiTarget(ctrlr: string, scsiTargetNum: number): Promise<void> {
-    await this.get(ctrlr).removeTarget(scsiTargetNum);
+    await this.scsi(ctrlr).removeTarget(scsiTargetNum);
   }
 
   getControllers(name?: string): ControllerInfo[] {
@@ -77,9 +98,8 @@ export class ControllerRegistry implements VhostApi {
 
   async deleteController(ctrlr: string): Promise<void> {
     const c = this.get(ctrlr);
-    if (c.hasTargets()) {
-      throw new ControllerError('CONTROLLER_IN_USE', EBUSY, `controller '${ctrlr}' still has targets: remove them first`);
-    }
+    const busy = c.inUse();
+    if (busy) throw new ControllerError('CONTROLLER_IN_USE', EBUSY, busy);
     await c.destroy();
     this.controllers.delete(ctrlr);
     this.logger.info({ ctrlr }, 'controller deleted');

@@ -1,69 +1,32 @@
-// A vhost-user-scsi controller: one socket, one virtio-scsi device on a reactor, up to 256 targets.
-import { VhostUserServer } from '../vhost-user/server.ts';
-import type { VhostUserDevice, VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
+// A vhost-user-scsi controller: up to 256 targets, one LUN (0) each, on a virtio-scsi device.
 import type { ReactorHandle } from '../reactor/reactor-handle.ts';
 import type { Bdev } from '../bdev/bdev.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import type { Logger } from '../log/logger.ts';
-import type { ControllerInfo, ScsiTargetInfo } from '../rpc/vhost-api.ts';
+import type { ScsiTargetInfo } from '../rpc/vhost-api.ts';
 import { scsiLunInfoFromBdev } from '../scsi/scsi-lun-info.ts';
 import { ControllerError, EBUSY, EINVAL, ENODEV } from './controller-error.ts';
 import { configSlice, scsiConfigSpace } from './scsi-config-space.ts';
 import { MAX_QUEUES } from '../devices/virtio-device.ts';
 import { VIRTIO_SCSI_MAX_TARGETS } from '../devices/virtio-scsi/virtio-scsi-constants.ts';
 import { formatCpumask } from '../reactor/cpumask.ts';
+import { VhostController, type ConfigCall } from './vhost-controller.ts';
+import { RING_FEATURES, STORAGE_PROTOCOL_FEATURES } from './feature-sets.ts';
 
-const VIRTIO_F_VERSION_1 = 32n;
-const VIRTIO_RING_F_INDIRECT_DESC = 28n;
-const VIRTIO_RING_F_EVENT_IDX = 29n;
 const VIRTIO_SCSI_F_HOTPLUG = 1n;
 const VIRTIO_SCSI_F_CHANGE = 2n;
-
-// Protocol features: MQ 0, REPLY_ACK 3, BACKEND_REQ 5, CONFIG 9, RESET_DEVICE 13, CONFIGURE_MEM_SLOTS 15, STATUS 16.
-const PROTOCOL_FEATURES = (1n << 0n) | (1n << 3n) | (1n << 5n) | (1n << 9n) | (1n << 13n) | (1n << 15n) | (1n << 16n);
-
-let nextDeviceId = 1;
 
 interface TargetEntry {
   num: number;
   bdev: Bdev;
 }
 
-export class ScsiController implements VhostUserDevice {
-  readonly name: string;
-  readonly socketPath: string;
-  readonly cpus: number[];
-  readonly deviceId = nextDeviceId++;
-  private readonly reactor: ReactorHandle;
-  private readonly bdevs: BdevRegistry;
-  private readonly logger: Logger;
-  private readonly server: VhostUserServer;
+export class ScsiController extends VhostController {
   private readonly targets = new Map<number, TargetEntry>();
-  private runningRings = new Set<number>();
-  private sessionConnected = false;
 
   constructor(name: string, socketPath: string, cpus: number[], reactor: ReactorHandle, bdevs: BdevRegistry, logger: Logger) {
-    this.name = name;
-    this.socketPath = socketPath;
-    this.cpus = cpus;
-    this.reactor = reactor;
-    this.bdevs = bdevs;
-    this.logger = logger.child({ ctrlr: name });
-    this.server = new VhostUserServer(socketPath, this, this.logger);
+    super('scsi', name, socketPath, cpus, reactor, bdevs, logger);
   }
-
-  async start(): Promise<void> {
-    await this.reactor.request({ op: 'device.create', deviceId: this.deviceId, kind: 'scsi', name: this.name });
-    try {
-      this.server.listen();
-    } catch (e) {
-      await this.reactor.request({ op: 'device.destroy', deviceId: this.deviceId });
-      throw e;
-    }
-    this.reactor.load++;
-  }
-
-  // --- targets (control plane) ---
 
   async addTarget(num: number, bdevName: string): Promise<number> {
     if (num === -1) {
@@ -102,114 +65,54 @@ export class ScsiController implements VhostUserDevice {
     this.logger.info({ target: num, bdev: t.bdev.name }, 'target removed');
   }
 
-  hasTargets(): boolean {
-    return this.targets.size > 0;
+  /** Targets on a resized bdev: the LUN reports CAPACITY DATA HAS CHANGED and a PARAM_CHANGE event goes out. */
+  override async bdevResized(bdev: Bdev): Promise<void> {
+    for (const t of this.targets.values()) {
+      if (t.bdev !== bdev) continue;
+      await this.reactor.request({ op: 'scsi.resize', deviceId: this.deviceId, target: t.num, numBlocks: bdev.numBlocks });
+      this.logger.info({ target: t.num, numBlocks: bdev.numBlocks }, 'capacity changed');
+    }
+  }
+
+  protected override async detachAll(): Promise<void> {
+    for (const num of [...this.targets.keys()]) await this.removeTarget(num);
+  }
+
+  override inUse(): string | null {
+    return this.targets.size > 0 ? `controller '${this.name}' still has targets: remove them first` : null;
   }
 
   targetInfo(): ScsiTargetInfo[] {
     return [...this.targets.values()]
       .sort((a, b) => a.num - b.num)
-      .map((t) => ({
-        scsi_dev_num: t.num,
-        id: t.num,
-        target_name: `Target ${t.num}`,
-        luns: [{ id: 0, bdev_name: t.bdev.name }],
-      }));
+      .map((t) => ({ scsi_dev_num: t.num, id: t.num, target_name: `Target ${t.num}`, luns: [{ id: 0, bdev_name: t.bdev.name }] }));
   }
 
-  info(): ControllerInfo {
-    return {
-      ctrlr: this.name,
-      cpumask: formatCpumask(this.cpus),
-      delay_base_us: 0,
-      iops_threshold: 60000,
-      socket: this.socketPath,
-      sessions: this.sessionConnected ? [{ vid: this.deviceId, id: 0, name: `${this.name}s0`, started: this.runningRings.size > 0 }] : [],
-      backend_specific: { scsi: this.targetInfo() },
-    };
+  override backendSpecific(): Record<string, unknown> {
+    return { scsi: this.targetInfo() };
   }
 
-  configCalls(): { method: string; params: Record<string, unknown> }[] {
-    const calls: { method: string; params: Record<string, unknown> }[] = [
-      { method: 'vhost_create_scsi_controller', params: { ctrlr: this.name, cpumask: formatCpumask(this.cpus) } },
-    ];
+  override configCalls(): ConfigCall[] {
+    const calls: ConfigCall[] = [{ method: 'vhost_create_scsi_controller', params: { ctrlr: this.name, cpumask: formatCpumask(this.cpus) } }];
     for (const t of [...this.targets.values()].sort((a, b) => a.num - b.num)) {
       calls.push({ method: 'vhost_scsi_controller_add_target', params: { ctrlr: this.name, scsi_target_num: t.num, bdev_name: t.bdev.name } });
     }
     return calls;
   }
 
-  async destroy(): Promise<void> {
-    await this.server.close();
-    for (const num of [...this.targets.keys()]) await this.removeTarget(num);
-    await this.reactor.request({ op: 'device.destroy', deviceId: this.deviceId });
-    this.reactor.load--;
+  override deviceFeatures(): bigint {
+    return RING_FEATURES | (1n << VIRTIO_SCSI_F_HOTPLUG) | (1n << VIRTIO_SCSI_F_CHANGE);
   }
 
-  // --- VhostUserDevice ---
-
-  deviceFeatures(): bigint {
-    return (
-      (1n << VIRTIO_F_VERSION_1) |
-      (1n << VIRTIO_RING_F_INDIRECT_DESC) |
-      (1n << VIRTIO_RING_F_EVENT_IDX) |
-      (1n << VIRTIO_SCSI_F_HOTPLUG) |
-      (1n << VIRTIO_SCSI_F_CHANGE)
-    );
+  override protocolFeatures(): bigint {
+    return STORAGE_PROTOCOL_FEATURES;
   }
 
-  protocolFeatures(): bigint {
-    return PROTOCOL_FEATURES;
-  }
-
-  maxQueues(): number {
+  override maxQueues(): number {
     return MAX_QUEUES;
   }
 
-  getConfig(offset: number, size: number): Uint8Array | null {
+  override getConfig(offset: number, size: number): Uint8Array | null {
     return configSlice(scsiConfigSpace(MAX_QUEUES - 2), offset, size);
-  }
-
-  setConfig(): boolean {
-    return false;
-  }
-
-  connected(): void {
-    this.sessionConnected = true;
-    this.logger.info('front-end connected');
-  }
-
-  async setFeatures(features: bigint): Promise<void> {
-    await this.reactor.request({ op: 'device.features', deviceId: this.deviceId, features });
-  }
-
-  async setMemory(regions: VhostUserRegion[]): Promise<void> {
-    await this.reactor.request({ op: 'device.memory', deviceId: this.deviceId, regions });
-  }
-
-  async startRing(setup: VringSetup): Promise<void> {
-    await this.reactor.request({ op: 'ring.start', deviceId: this.deviceId, setup });
-    this.runningRings.add(setup.index);
-  }
-
-  async stopRing(index: number): Promise<number> {
-    const last = await this.reactor.request({ op: 'ring.stop', deviceId: this.deviceId, index });
-    this.runningRings.delete(index);
-    return last;
-  }
-
-  async setRingCallFd(index: number, fd: number): Promise<void> {
-    await this.reactor.request({ op: 'ring.call', deviceId: this.deviceId, index, fd });
-  }
-
-  async reset(): Promise<void> {
-    await this.reactor.request({ op: 'device.reset', deviceId: this.deviceId });
-  }
-
-  async disconnected(): Promise<void> {
-    this.sessionConnected = false;
-    this.runningRings.clear();
-    await this.reactor.request({ op: 'device.disconnect', deviceId: this.deviceId });
-    this.logger.info('front-end disconnected');
   }
 }

@@ -1,5 +1,6 @@
 // What a device does with one of its virtqueues inside a reactor.
 import type { SplitVirtqueue } from '../virtio/split-virtqueue.ts';
+import type { DeviceControl } from '../reactor/mailbox-messages.ts';
 
 export interface QueueProcessor {
   /** The queue started (or was rebound to a new memory table). */
@@ -10,6 +11,11 @@ export interface QueueProcessor {
   inflight(): number;
   /** The queue stopped (inflight() is 0 by then). */
   detach(): void;
+  /**
+   * Whether new avail entries are work for this processor now. The event queue keeps the guest's
+   * buffers until an event needs one: their presence must not keep the reactor awake.
+   */
+  wantsAvail(): boolean;
 }
 
 /** Per-kind part of a virtio device running in a reactor. */
@@ -22,6 +28,8 @@ export interface VirtioDeviceModel {
   pollBackends(): number;
   /** Called every loop turn after the queues ran; for deferred work (events). */
   afterPoll(): void;
+  /** Kind-specific control-plane commands (targets, bdev, resize); throws on ones it does not know. */
+  control(cmd: DeviceControl): void;
   reset(): void;
   close(): void;
 }

@@ -6,6 +6,7 @@ import { eventfdSignal } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
 import type { VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
 import type { QueueProcessor, VirtioDeviceModel } from './queue-processor.ts';
+import { DeviceError } from './device-error.ts';
 
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../virtio/virtio-constants.ts';
 
@@ -13,13 +14,7 @@ const EVENT_IDX_BIT = 1n << BigInt(VIRTIO_F_EVENT_IDX);
 const INDIRECT_BIT = 1n << BigInt(VIRTIO_F_INDIRECT_DESC);
 export const MAX_QUEUES = 64;
 
-export class DeviceError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+export { DeviceError };
 
 export class QueueSlot {
   readonly index: number;
@@ -172,6 +167,9 @@ export class VirtioDevice {
     const slot = this.slots[index];
     if (!slot || !slot.vq) throw new DeviceError('RING_NOT_RUNNING', `queue ${index} is not running`);
     slot.callFd = fd;
+    // A completion signalled on the old fd while the front-end switched notifiers is lost; one
+    // spurious interrupt on the new fd makes the driver look at the used ring (as libvhost-user does).
+    if (fd >= 0) eventfdSignal(fd);
   }
 
   /** Marks a queue as having used elements to publish (called by processors on completion). */
@@ -215,7 +213,10 @@ export class VirtioDevice {
   /** Before sleeping: ask the guest to kick again; true when work arrived meanwhile. */
   armNotifications(): boolean {
     let arrived = false;
-    for (const slot of this.running) if (!slot.vq!.error && slot.vq!.enableNotifications()) arrived = true;
+    for (const slot of this.running) {
+      if (slot.vq!.error || !slot.processor!.wantsAvail()) continue;
+      if (slot.vq!.enableNotifications()) arrived = true;
+    }
     return arrived;
   }
 

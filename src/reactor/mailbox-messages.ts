@@ -9,8 +9,30 @@ export interface ScsiLunConfig {
   bdev: BdevChannelSpec;
 }
 
+/** The bdev behind a virtio-blk device, as a reactor needs it. */
+export interface BlkDeviceConfig {
+  bdev: BdevChannelSpec;
+  readOnly: boolean;
+  /** Offer DISCARD (the bdev supports unmap). */
+  unmap: boolean;
+  /** Unmapped blocks read back as zeroes: WRITE_ZEROES with the unmap flag may unmap. */
+  unmapReadsZero: boolean;
+  /** 20-byte GET_ID serial (ASCII, zero-padded by the device). */
+  serial: string;
+  /** Write cache on (flush needed for durability). */
+  writeback: boolean;
+}
+
+/** Commands for one kind of device, handled by its model. */
+export type DeviceControl =
+  | { op: 'scsi.target'; deviceId: number; target: number; luns: ScsiLunConfig[] | null }
+  | { op: 'scsi.resize'; deviceId: number; target: number; numBlocks: number }
+  | { op: 'blk.bdev'; deviceId: number; config: BlkDeviceConfig | null }
+  | { op: 'blk.resize'; deviceId: number; numBlocks: number }
+  | { op: 'blk.writeback'; deviceId: number; writeback: boolean };
+
 export type ReactorCommand =
-  | { op: 'device.create'; deviceId: number; kind: 'scsi'; name: string }
+  | { op: 'device.create'; deviceId: number; kind: 'scsi' | 'blk'; name: string }
   | { op: 'device.destroy'; deviceId: number }
   | { op: 'device.features'; deviceId: number; features: bigint }
   | { op: 'device.memory'; deviceId: number; regions: VhostUserRegion[] }
@@ -19,7 +41,7 @@ export type ReactorCommand =
   | { op: 'ring.start'; deviceId: number; setup: VringSetup }
   | { op: 'ring.stop'; deviceId: number; index: number }
   | { op: 'ring.call'; deviceId: number; index: number; fd: number }
-  | { op: 'scsi.target'; deviceId: number; target: number; luns: ScsiLunConfig[] | null }
+  | DeviceControl
   | { op: 'stats' }
   | { op: 'shutdown' };
 

@@ -5,7 +5,7 @@ import { Epoll, EPOLLIN } from '../sys/epoll.ts';
 import { eventfdDrain } from '../sys/eventfd.ts';
 import { VirtioDevice, DeviceError, type DeviceHost } from '../devices/virtio-device.ts';
 import { createDeviceModel } from '../devices/device-models.ts';
-import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent, ScsiLunConfig } from './mailbox-messages.ts';
+import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
 import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
 
 const EPOLLET = 1 << 31;
@@ -120,14 +120,13 @@ export class ReactorLoop implements DeviceHost {
       case 'ring.call':
         this.device(cmd.deviceId).setCallFd(cmd.index, cmd.fd);
         return 0;
-      case 'scsi.target': {
-        const model = this.device(cmd.deviceId).model as unknown as {
-          setTarget?: (t: number, luns: ScsiLunConfig[] | null) => void;
-        };
-        if (!model.setTarget) throw new DeviceError('WRONG_DEVICE_KIND', `device ${cmd.deviceId} is not a SCSI device`);
-        model.setTarget(cmd.target, cmd.luns);
+      case 'scsi.target':
+      case 'scsi.resize':
+      case 'blk.bdev':
+      case 'blk.resize':
+      case 'blk.writeback':
+        this.device(cmd.deviceId).model.control(cmd);
         return 0;
-      }
       case 'stats':
         return this.loops;
       case 'shutdown':

@@ -74,6 +74,20 @@ export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry): vo
     return true;
   });
 
+  table.register('bdev_null_resize', (p) => {
+    const bdev = bdevs.get(p.name);
+    if (!(bdev instanceof NullBdev)) {
+      throw new BdevError(bdev ? 'BDEV_WRONG_MODULE' : 'BDEV_NOT_FOUND', bdev ? `bdev '${p.name}' is not a null bdev` : `bdev '${p.name}' does not exist`);
+    }
+    const bytes = p.new_size * 1024 * 1024;
+    if (bytes % bdev.blockSize !== 0 || bytes === 0) {
+      throw new BdevError('BDEV_INVALID_PARAM', `new_size ${p.new_size} MiB is not a positive multiple of the block size ${bdev.blockSize}`);
+    }
+    bdev.resize(bytes / bdev.blockSize);
+    bdevs.notifyResized(bdev);
+    return true;
+  });
+
   table.register('bdev_get_bdevs', async (p) => {
     if (p.name === undefined) return bdevs.list().map((b) => bdevInfo(b, bdevs));
     const bdev = await bdevs.waitFor(p.name, p.timeout ?? 0);

@@ -77,6 +77,12 @@ export const METHOD_SCHEMAS = {
     ['vhostctl bdev_null_create --name n0 --num_blocks 2097152 --block_size 4096'],
   ),
   bdev_null_delete: method('bdev_null_delete', 'Delete a null bdev', z.strictObject({ name: z.string().describe('bdev name') })),
+  bdev_null_resize: method(
+    'bdev_null_resize',
+    'Resize a null bdev; attached VMs see the new capacity (virtio-blk config change, SCSI capacity-changed event)',
+    z.strictObject({ name: z.string().describe('bdev name'), new_size: uint64.describe('new size in MiB') }),
+    ['vhostctl bdev_null_resize --name n0 --new_size 2048'],
+  ),
   bdev_get_bdevs: method(
     'bdev_get_bdevs',
     'Describe all bdevs, or one',
@@ -96,6 +102,18 @@ export const METHOD_SCHEMAS = {
       delay: z.boolean().optional().describe('do not start until targets are added (SPDK 24.01; not supported)'),
     }),
     ['vhostctl vhost_create_scsi_controller --ctrlr vhost.0'],
+  ),
+  vhost_create_blk_controller: method(
+    'vhost_create_blk_controller',
+    'Create a vhost-user-blk controller (socket <socket dir>/<ctrlr>) serving one bdev',
+    z.strictObject({
+      ctrlr: z.string().describe('controller name'),
+      dev_name: z.string().describe('bdev to serve'),
+      cpumask: z.string().optional().describe('CPUs it may run on (e.g. 0x3 or [0,1])'),
+      readonly: z.boolean().optional().describe('refuse writes and advertise VIRTIO_BLK_F_RO'),
+      packed_ring: z.boolean().optional().describe('offer packed virtqueues (VIRTIO_F_RING_PACKED)'),
+    }),
+    ['vhostctl vhost_create_blk_controller --ctrlr vhost.1 --dev_name m0', 'vhostctl vhost_create_blk_controller --ctrlr ro.0 --dev_name m0 --readonly true'],
   ),
   vhost_scsi_controller_add_target: method(
     'vhost_scsi_controller_add_target',

@@ -22,6 +22,7 @@ export interface VhostApi {
   /** Socket directory (-S). */
   readonly socketDir: string;
   createScsiController(ctrlr: string, cpumask: string | undefined): Promise<void>;
+  createBlkController(ctrlr: string, devName: string, opts: { readonly: boolean; packedRing: boolean; cpumask?: string }): Promise<void>;
   /** Returns the target number used (scsiTargetNum -1 = first free). */
   addScsiTarget(ctrlr: string, scsiTargetNum: number, bdevName: string): Promise<number>;
   removeScsiTarget(ctrlr: string, scsiTargetNum: number): Promise<void>;

@@ -23,6 +23,15 @@ export function registerVhostMethods(table: MethodTable, vhost: VhostApi): void 
   );
 
   table.register(
+    'vhost_create_blk_controller',
+    async (p) => {
+      await vhost.createBlkController(p.ctrlr, p.dev_name, { readonly: p.readonly ?? false, packedRing: p.packed_ring ?? false, cpumask: p.cpumask });
+      return true;
+    },
+    'invalid-params',
+  );
+
+  table.register(
     'vhost_scsi_controller_add_target',
     (p) => vhost.addScsiTarget(p.ctrlr, p.scsi_target_num, p.bdev_name),
     'invalid-params',

@@ -22,7 +22,7 @@ export interface Daemon {
 export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'vhostd-it-'));
   const rpcPath = join(dir, 'rpc.sock');
-  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', 'warn', ...extraArgs], {
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];

@@ -19,6 +19,8 @@ export interface DiskScenario {
   fioSize?: string;
   /** The device offers UNMAP / discard (default true). */
   discard?: boolean;
+  /** blk-disk: queue limits the guest must derive (adds the queue-limits step). */
+  limits?: { logicalBlockSize: number; physicalBlockSize: number; discardMaxBytes: number; discardGranularity: number; hwQueues?: number };
 }
 
 export const SECTOR = 512;
@@ -31,6 +33,15 @@ export function diskScenarioParams(s: DiskScenario): Record<string, string | num
     marker_lba: s.markerLba,
     fio_size: s.fioSize ?? '32M',
     discard: s.discard === false ? 0 : 1,
+    ...(s.limits
+      ? {
+          lbs: s.limits.logicalBlockSize,
+          pbs: s.limits.physicalBlockSize,
+          dmax: s.limits.discardMaxBytes,
+          dgran: s.limits.discardGranularity,
+          ...(s.limits.hwQueues ? { mq: s.limits.hwQueues } : {}),
+        }
+      : {}),
   };
 }
 
@@ -45,7 +56,8 @@ const SCSI_STEPS = [
 export function expectedSteps(s: DiskScenario): string[] {
   const probe = s.test === 'scsi-disk' ? [...SCSI_STEPS, ...(s.discard === false ? [] : ['sg_unmap'])] : [];
   const common = s.discard === false ? COMMON_STEPS.filter((n) => n !== 'blkdiscard' && n !== 'fstrim') : COMMON_STEPS;
-  return ['boot', 'modules', 'disk', 'size', ...probe, ...common];
+  const limits = s.test === 'blk-disk' && s.limits ? ['queue-limits'] : [];
+  return ['boot', 'modules', 'disk', 'size', ...limits, ...probe, ...common];
 }
 
 /** The 512-byte sector the guest writes at markerLba. */

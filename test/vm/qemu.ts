@@ -84,6 +84,8 @@ export interface VmOptions {
   /** Whole run, boot to power-off. Default 120 s. */
   timeoutMs?: number;
   logDir?: string;
+  /** Called for each VHOSTD-RESULT line as it arrives (to act while the guest runs). */
+  onResult?: (r: GuestResult) => void;
 }
 
 export interface VmRun {
@@ -171,7 +173,11 @@ export async function runVm(opts: VmOptions): Promise<VmRun> {
       const list = run.logs.get(g.name) ?? [];
       list.push(g.text);
       run.logs.set(g.name, list);
-    } else run.results.push({ name: g.name, status: g.status, detail: g.detail, atMs: Date.now() - start });
+    } else {
+      const r = { name: g.name, status: g.status, detail: g.detail, atMs: Date.now() - start };
+      run.results.push(r);
+      opts.onResult?.(r);
+    }
   });
   child.stderr.on('data', (chunk: Buffer) => log.write(`[qemu stderr] ${chunk.toString()}`));
 

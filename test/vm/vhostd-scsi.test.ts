@@ -37,6 +37,16 @@ async function readMarker(d: Daemon, ctrlr: string, lba: number): Promise<Uint8A
   }
 }
 
+/** Runs an assertion; a failure carries the daemon's log (warnings, queue errors). */
+export function withDaemonLog(d: Daemon, check: () => void): void {
+  try {
+    check();
+  } catch (e) {
+    if (e instanceof Error) e.message += `\n--- vhostd log:\n${d.stderr.join('').slice(-20000)}`;
+    throw e;
+  }
+}
+
 async function twoGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));
   if (prepared === undefined) return;
@@ -72,7 +82,7 @@ async function twoGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
     t.diagnostic(`QEMU ${qemu.version} ${disks[i].ctrlr} (${run.elapsedMs} ms, ${run.logPath}):\n${formatResults(run.results)}`);
   }
   for (const [i, s] of disks.entries()) {
-    await t.test(`guest on ${s.ctrlr}: probe, filesystem, fio verify, discard`, () => assertDiskRun(runs[i], s));
+    await t.test(`guest on ${s.ctrlr}: probe, filesystem, fio verify, discard`, () => withDaemonLog(d, () => assertDiskRun(runs[i], s)));
     await t.test(`guest on ${s.ctrlr} wrote its marker to its own disk`, async () => {
       assert.deepEqual(await readMarker(d, s.ctrlr, s.markerLba), markerSector(s.marker));
     });

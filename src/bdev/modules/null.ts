@@ -42,7 +42,7 @@ export class NullBdev implements Bdev {
   readonly productName = NULL_PRODUCT_NAME;
   readonly moduleName = NULL_MODULE;
   readonly blockSize: number;
-  readonly numBlocks: number;
+  numBlocks: number;
   readonly physicalBlockSize: number;
   readonly ioTypes: BdevIoTypes = { ...NULL_IO_TYPES };
   readonly writeCache = false;
@@ -59,6 +59,12 @@ export class NullBdev implements Bdev {
     this.numBlocks = opts.numBlocks;
     this.physicalBlockSize = checkPhysicalBlockSize(opts.physicalBlockSize ?? 0, opts.blockSize);
     this.uuid = normalizeUuid(opts.uuid);
+  }
+
+  /** bdev_null_resize: a new size in blocks (the registry tells the users). */
+  resize(numBlocks: number): void {
+    checkNumBlocks(numBlocks, this.blockSize);
+    this.numBlocks = numBlocks;
   }
 
   channelSpec(): NullChannelSpec {

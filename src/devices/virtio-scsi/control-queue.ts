@@ -90,6 +90,10 @@ export class ScsiControlQueue implements QueueProcessor {
     this.vq = null;
   }
 
+  wantsAvail(): boolean {
+    return true;
+  }
+
   inflight(): number {
     return this.waitingCount;
   }

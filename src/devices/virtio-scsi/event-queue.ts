@@ -33,6 +33,10 @@ export class ScsiEventQueue implements QueueProcessor {
     this.vq = null;
   }
 
+  wantsAvail(): boolean {
+    return this.count > 0;
+  }
+
   inflight(): number {
     return 0;
   }

@@ -69,6 +69,10 @@ export class ScsiRequestQueue implements QueueProcessor {
     this.vq = null;
   }
 
+  wantsAvail(): boolean {
+    return true;
+  }
+
   inflight(): number {
     return this.active;
   }

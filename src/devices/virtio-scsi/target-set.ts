@@ -60,6 +60,17 @@ export class ScsiTargetSet {
     this.targets[target]!.execute(lun, task);
   }
 
+  /** A LUN's bdev changed size: the channel and the LUN (unit attention) learn it. False: no such target. */
+  resize(target: number, numBlocks: number): boolean {
+    const t = this.targets[target];
+    if (!t) return false;
+    for (const id of t.lunIds()) {
+      const lun = t.getLun(id)!;
+      lun.resized(numBlocks);
+    }
+    return true;
+  }
+
   poll(): number {
     let n = 0;
     const a = this.active;

@@ -29,6 +29,14 @@ export class FakeVhostApi implements VhostApi {
     this.ctrlrs.set(ctrlr, { cpumask: cpumask ?? '0x1', targets: new Map() });
   }
 
+  readonly blk = new Map<string, { devName: string; readonly: boolean }>();
+
+  async createBlkController(ctrlr: string, devName: string, opts: { readonly: boolean; packedRing: boolean; cpumask?: string }): Promise<void> {
+    if (this.ctrlrs.has(ctrlr) || this.blk.has(ctrlr)) fail('CONTROLLER_EXISTS', `controller '${ctrlr}' already exists`, -17);
+    this.bdevs.claim(devName, `vhost-blk ${ctrlr}`);
+    this.blk.set(ctrlr, { devName, readonly: opts.readonly });
+  }
+
   #get(ctrlr: string) {
     const c = this.ctrlrs.get(ctrlr);
     // No errno: the RPC layer maps the code by its suffix.

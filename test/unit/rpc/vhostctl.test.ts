@@ -123,6 +123,7 @@ test('bin/vhostctl.js inside node_modules explains why it cannot run', async () 
     mkdirSync(join(pkg, 'src', 'cli'), { recursive: true });
     writeFileSync(join(pkg, 'package.json'), '{"type":"module"}');
     copyFileSync(join(ROOT, 'bin/vhostctl.js'), join(pkg, 'bin/vhostctl.js'));
+    copyFileSync(join(ROOT, 'bin/launch.js'), join(pkg, 'bin/launch.js'));
     writeFileSync(join(pkg, 'src/cli/vhostctl.ts'), 'export const main = (): number => 0;\n');
     const r = await new Promise<Run>((resolve) => {
       execFile(NODE, [join(pkg, 'bin/vhostctl.js'), 'bdev_get_bdevs'], (err, stdout, stderr) =>
@@ -130,7 +131,7 @@ test('bin/vhostctl.js inside node_modules explains why it cannot run', async () 
       );
     });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^vhostctl: Node\.js does not run TypeScript from inside node_modules/);
+    assert.match(r.stderr, /^vhostctl: Node refuses to run TypeScript inside node_modules/);
     assert.match(r.stderr, /npm install -g \./);
   } finally {
     rmSync(dir, { recursive: true, force: true });
