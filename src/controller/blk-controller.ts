@@ -9,7 +9,7 @@ import { BLK_CONFIG_WRITEBACK_OFFSET, blkConfigSpace } from './blk-config-space.
 import { MAX_QUEUES } from '../devices/virtio-device.ts';
 import { formatCpumask } from '../reactor/cpumask.ts';
 import { VhostController, type ConfigCall } from './vhost-controller.ts';
-import { RING_FEATURES, STORAGE_PROTOCOL_FEATURES } from './feature-sets.ts';
+import { RING_FEATURES, STORAGE_PROTOCOL_FEATURES, VIRTIO_F_RING_PACKED_BIT } from './feature-sets.ts';
 import * as B from '../devices/virtio-blk/virtio-blk-constants.ts';
 
 const VHOST_USER_BACKEND_CONFIG_CHANGE_MSG = 2;
@@ -108,7 +108,7 @@ export class BlkController extends VhostController {
       f |= 1n << B.VIRTIO_BLK_F_WRITE_ZEROES;
       if (bdev?.ioTypes.unmap) f |= 1n << B.VIRTIO_BLK_F_DISCARD;
     }
-    if (this.packedRing) f |= 1n << 34n; // VIRTIO_F_RING_PACKED
+    if (this.packedRing) f |= VIRTIO_F_RING_PACKED_BIT;
     return f;
   }
 

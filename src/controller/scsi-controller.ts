@@ -11,7 +11,7 @@ import { MAX_QUEUES } from '../devices/virtio-device.ts';
 import { VIRTIO_SCSI_MAX_TARGETS } from '../devices/virtio-scsi/virtio-scsi-constants.ts';
 import { formatCpumask } from '../reactor/cpumask.ts';
 import { VhostController, type ConfigCall } from './vhost-controller.ts';
-import { RING_FEATURES, STORAGE_PROTOCOL_FEATURES } from './feature-sets.ts';
+import { RING_FEATURES, STORAGE_PROTOCOL_FEATURES, VIRTIO_F_RING_PACKED_BIT } from './feature-sets.ts';
 
 const VIRTIO_SCSI_F_HOTPLUG = 1n;
 const VIRTIO_SCSI_F_CHANGE = 2n;
@@ -101,7 +101,9 @@ export class ScsiController extends VhostController {
   }
 
   override deviceFeatures(): bigint {
-    return RING_FEATURES | (1n << VIRTIO_SCSI_F_HOTPLUG) | (1n << VIRTIO_SCSI_F_CHANGE);
+    // QEMU does not ask the back-end about packed rings for vhost-user-scsi (packed=on goes to the
+    // guest regardless), so the bit is always offered: SET_FEATURES may carry it.
+    return RING_FEATURES | VIRTIO_F_RING_PACKED_BIT | (1n << VIRTIO_SCSI_F_HOTPLUG) | (1n << VIRTIO_SCSI_F_CHANGE);
   }
 
   override protocolFeatures(): bigint {

@@ -1,10 +1,10 @@
 // What a device does with one of its virtqueues inside a reactor.
-import type { SplitVirtqueue } from '../virtio/split-virtqueue.ts';
+import type { Virtqueue } from '../virtio/virtqueue.ts';
 import type { DeviceControl } from '../reactor/mailbox-messages.ts';
 
 export interface QueueProcessor {
   /** The queue started (or was rebound to a new memory table). */
-  attach(vq: SplitVirtqueue): void;
+  attach(vq: Virtqueue): void;
   /** Pops and handles available requests; returns how many. Completions go through the device's used-ring flush. */
   process(): number;
   /** Requests popped and not completed yet. */

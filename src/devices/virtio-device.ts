@@ -2,23 +2,27 @@
 // notifications. The device kind (scsi, blk) plugs in through VirtioDeviceModel.
 import { mapGuestMemory, type MappedGuestMemory } from '../virtio/guest-memory-map.ts';
 import { SplitVirtqueue } from '../virtio/split-virtqueue.ts';
+import { PackedVirtqueue, decodePackedVringBase } from '../virtio/packed-virtqueue.ts';
+import type { Virtqueue } from '../virtio/virtqueue.ts';
 import { eventfdSignal } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
 import type { VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
+import type { GuestMemory } from '../virtio/guest-memory.ts';
 import type { QueueProcessor, VirtioDeviceModel } from './queue-processor.ts';
 import { DeviceError } from './device-error.ts';
 
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../virtio/virtio-constants.ts';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from '../virtio/virtio-constants.ts';
 
 const EVENT_IDX_BIT = 1n << BigInt(VIRTIO_F_EVENT_IDX);
 const INDIRECT_BIT = 1n << BigInt(VIRTIO_F_INDIRECT_DESC);
+const PACKED_BIT = 1n << BigInt(VIRTIO_F_RING_PACKED);
 export const MAX_QUEUES = 64;
 
 export { DeviceError };
 
 export class QueueSlot {
   readonly index: number;
-  vq: SplitVirtqueue | null = null;
+  vq: Virtqueue | null = null;
   processor: QueueProcessor | null = null;
   kickFd = -1;
   callFd = -1;
@@ -107,22 +111,7 @@ export class VirtioDevice {
     if (!mem) throw new DeviceError('NO_MEMORY_TABLE', `queue ${setup.index} started before any memory table`);
     const processor = this.model.processorFor(setup.index);
     if (!processor) throw new DeviceError('BAD_RING_INDEX', `${this.model.kind} device has no queue ${setup.index}`);
-    const size = setup.size;
-    const descGpa = mem.userToGuestPhys(setup.descUserAddr, 16 * size);
-    const availGpa = mem.userToGuestPhys(setup.availUserAddr, 6 + 2 * size);
-    const usedGpa = mem.userToGuestPhys(setup.usedUserAddr, 6 + 8 * size);
-    if (descGpa < 0 || availGpa < 0 || usedGpa < 0) {
-      throw new DeviceError('RING_NOT_MAPPED', `queue ${setup.index}: ring addresses are outside the memory table`);
-    }
-    const vq = new SplitVirtqueue(mem, {
-      size,
-      descGpa,
-      availGpa,
-      usedGpa,
-      lastAvailIdx: setup.lastAvailIdx & 0xffff,
-      eventIdx: (setup.features & EVENT_IDX_BIT) !== 0n,
-      indirect: (setup.features & INDIRECT_BIT) !== 0n,
-    });
+    const vq = this.makeQueue(mem, setup);
     slot.vq = vq;
     slot.processor = processor;
     slot.kickFd = setup.kickFd;
@@ -133,6 +122,29 @@ export class VirtioDevice {
     processor.attach(vq);
     this.running.push(slot);
     if (slot.kickFd >= 0) this.host.watchKick(slot.kickFd);
+  }
+
+  private makeQueue(mem: GuestMemory, setup: VringSetup): Virtqueue {
+    const size = setup.size;
+    const eventIdx = (setup.features & EVENT_IDX_BIT) !== 0n;
+    const indirect = (setup.features & INDIRECT_BIT) !== 0n;
+    const notMapped = (): never => {
+      throw new DeviceError('RING_NOT_MAPPED', `queue ${setup.index}: ring addresses are outside the memory table`);
+    };
+    if ((setup.features & PACKED_BIT) !== 0n) {
+      // Packed: descriptor ring, driver event area ("avail"), device event area ("used").
+      const descGpa = mem.userToGuestPhys(setup.descUserAddr, 16 * size);
+      const driverEventGpa = mem.userToGuestPhys(setup.availUserAddr, 4);
+      const deviceEventGpa = mem.userToGuestPhys(setup.usedUserAddr, 4);
+      if (descGpa < 0 || driverEventGpa < 0 || deviceEventGpa < 0) notMapped();
+      const base = decodePackedVringBase(setup.lastAvailIdx);
+      return new PackedVirtqueue(mem, { size, descGpa, driverEventGpa, deviceEventGpa, ...base, eventIdx, indirect });
+    }
+    const descGpa = mem.userToGuestPhys(setup.descUserAddr, 16 * size);
+    const availGpa = mem.userToGuestPhys(setup.availUserAddr, 6 + 2 * size);
+    const usedGpa = mem.userToGuestPhys(setup.usedUserAddr, 6 + 8 * size);
+    if (descGpa < 0 || availGpa < 0 || usedGpa < 0) notMapped();
+    return new SplitVirtqueue(mem, { size, descGpa, availGpa, usedGpa, lastAvailIdx: setup.lastAvailIdx & 0xffff, eventIdx, indirect });
   }
 
   /** Begins stopping; returns the avail index once nothing is in flight, else -1 (call finishStop later). */
@@ -153,7 +165,8 @@ export class VirtioDevice {
     if (p.inflight() > 0) return -1;
     this.flushSlot(slot);
     p.detach();
-    const last = slot.vq!.lastAvailIdx;
+    // Split: the avail index; packed: avail and used positions with their wrap counters.
+    const last = slot.vq!.vringBase;
     slot.vq = null;
     slot.processor = null;
     slot.kickFd = -1;

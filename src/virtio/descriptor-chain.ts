@@ -1,11 +1,15 @@
-// One request's buffers as popped from a virtqueue: the head (its id for the used ring) and the
-// guest memory it names, split into device-readable and device-writable segment lists.
+// One request's buffers as popped from a virtqueue: where it sits in the ring, the id to complete
+// it with, and the guest memory it names, split into device-readable and device-writable segments.
 // Preallocated per request slot and reused: pop() resets it before filling it.
 import { SgList } from '../iovec/sg-list.ts';
 
 export class DescriptorChain {
-  /** Head descriptor index (the id to complete with); -1 when empty. */
+  /** Head descriptor index (split: in the descriptor table; packed: the ring slot of its first descriptor); -1 when empty. */
   head = -1;
+  /** The id the used ring reports (split: = head; packed: the buffer id of the chain's last descriptor); -1 when empty. */
+  id = -1;
+  /** Descriptors the chain occupies in the ring (an indirect table counts as 1); packed used positions advance by it. */
+  descCount = 0;
   /** Device-readable segments (driver -> device), in chain order. */
   readonly out: SgList;
   /** Device-writable segments (device -> driver), in chain order. */
@@ -20,6 +24,8 @@ export class DescriptorChain {
 
   reset(): void {
     this.head = -1;
+    this.id = -1;
+    this.descCount = 0;
     this.out.reset();
     this.in.reset();
   }

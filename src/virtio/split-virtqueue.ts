@@ -9,6 +9,7 @@
 import type { GuestMemory } from './guest-memory.ts';
 import type { SgList } from '../iovec/sg-list.ts';
 import type { DescriptorChain } from './descriptor-chain.ts';
+import type { Virtqueue } from './virtqueue.ts';
 import { VirtqueueError, type VirtqueueErrorCode } from './virtqueue-error.ts';
 import {
   VIRTQ_AVAIL_ALIGN,
@@ -67,7 +68,7 @@ function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
-export class SplitVirtqueue {
+export class SplitVirtqueue implements Virtqueue {
   readonly size: number;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
@@ -136,6 +137,11 @@ export class SplitVirtqueue {
     return this.nextUsedIdx;
   }
 
+  /** GET_VRING_BASE: for a split ring just the last avail index (used.idx lives in guest memory). */
+  get vringBase(): number {
+    return this.lastAvailIdx;
+  }
+
   /** Heads available and not yet popped; 0 when broken. Breaks the queue on an avail.idx jump > size. */
   available(): number {
     if (this.error !== null) return 0;
@@ -164,13 +170,18 @@ export class SplitVirtqueue {
       return false;
     }
     chain.head = head;
+    chain.id = head;
     this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
     return true;
   }
 
-  /** Writes a used element {head, len} (visible to the driver at the next flushUsed()). */
-  pushUsed(head: number, len: number): void {
+  /** Writes a used element {chain.id, len} (visible to the driver at the next flushUsed()). */
+  pushUsed(chain: DescriptorChain, len: number): void;
+  /** The same by head index (the form devices used before the Virtqueue interface). */
+  pushUsed(head: number, len: number): void;
+  pushUsed(chainOrHead: DescriptorChain | number, len: number): void {
     if (!this.mapped) return;
+    const head = typeof chainOrHead === 'number' ? chainOrHead : chainOrHead.id;
     if (!(head >= 0 && head < this.size)) throw new RangeError(`pushUsed: head ${head} outside queue of size ${this.size}`);
     const w = 1 + ((this.nextUsedIdx & this.mask) << 1);
     this.used32[w] = head;
@@ -287,6 +298,7 @@ export class SplitVirtqueue {
     let seen = 0;
     let writable = false;
     let total = 0;
+    let ringDescs = 0; // descriptors of the queue's own table (an indirect table counts once)
     for (;;) {
       let lo: number, hi: number, len: number, flags: number, next: number;
       if (table < 0) {
@@ -296,6 +308,7 @@ export class SplitVirtqueue {
         len = this.desc32[w + 2];
         flags = this.desc16[(i << 3) + 6];
         next = this.desc16[(i << 3) + 7];
+        ringDescs++;
       } else {
         const dv = mem.views[table];
         const o = tableOff + i * VIRTQ_DESC_SIZE;
@@ -350,7 +363,10 @@ export class SplitVirtqueue {
           return this.fail('TOO_MANY_SEGMENTS', `chain ${head}: ${table < 0 ? 'descriptor' : 'indirect entry'} ${i}: more than ${chain.out.capacity} ${isWrite ? 'writable' : 'readable'} segments`);
         }
       }
-      if ((flags & VIRTQ_DESC_F_NEXT) === 0) return true;
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) {
+        chain.descCount = ringDescs;
+        return true;
+      }
       if (next >= limit) {
         return this.fail('NEXT_OUT_OF_RANGE', `chain ${head}: ${table < 0 ? 'descriptor' : 'indirect entry'} ${i}: next ${next} >= ${table < 0 ? 'queue size' : 'indirect table length'} ${limit}`);
       }

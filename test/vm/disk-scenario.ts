@@ -19,6 +19,8 @@ export interface DiskScenario {
   fioSize?: string;
   /** The device offers UNMAP / discard (default true). */
   discard?: boolean;
+  /** A virtio feature bit every virtio device of the VM must have negotiated (adds the feature step). */
+  feature?: number;
   /** blk-disk: queue limits the guest must derive (adds the queue-limits step). */
   limits?: { logicalBlockSize: number; physicalBlockSize: number; discardMaxBytes: number; discardGranularity: number; hwQueues?: number };
 }
@@ -33,6 +35,7 @@ export function diskScenarioParams(s: DiskScenario): Record<string, string | num
     marker_lba: s.markerLba,
     fio_size: s.fioSize ?? '32M',
     discard: s.discard === false ? 0 : 1,
+    ...(s.feature !== undefined ? { feature: s.feature } : {}),
     ...(s.limits
       ? {
           lbs: s.limits.logicalBlockSize,
@@ -57,7 +60,8 @@ export function expectedSteps(s: DiskScenario): string[] {
   const probe = s.test === 'scsi-disk' ? [...SCSI_STEPS, ...(s.discard === false ? [] : ['sg_unmap'])] : [];
   const common = s.discard === false ? COMMON_STEPS.filter((n) => n !== 'blkdiscard' && n !== 'fstrim') : COMMON_STEPS;
   const limits = s.test === 'blk-disk' && s.limits ? ['queue-limits'] : [];
-  return ['boot', 'modules', 'disk', 'size', ...limits, ...probe, ...common];
+  const feature = s.feature !== undefined ? ['feature'] : [];
+  return ['boot', 'modules', 'disk', 'size', ...feature, ...limits, ...probe, ...common];
 }
 
 /** The 512-byte sector the guest writes at markerLba. */

@@ -84,6 +84,8 @@ export interface VmOptions {
   /** Whole run, boot to power-off. Default 120 s. */
   timeoutMs?: number;
   logDir?: string;
+  /** vCPUs (default 1); Linux uses at most one virtio-blk queue per CPU. */
+  cpus?: number;
   /** Called for each VHOSTD-RESULT line as it arrives (to act while the guest runs). */
   onResult?: (r: GuestResult) => void;
 }
@@ -123,7 +125,7 @@ export function qemuArgs(opts: VmOptions): string[] {
     ...opts.qemu.dataDirs.flatMap((d) => ['-L', d]),
     '-accel', 'tcg',
     '-m', `${mem}M`,
-    '-smp', '1',
+    '-smp', String(opts.cpus ?? 1),
     // vhost-user back-ends map guest RAM: it must be a shared fd.
     '-object', `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
     '-numa', 'node,memdev=mem',

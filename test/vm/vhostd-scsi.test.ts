@@ -8,6 +8,7 @@ import { findQemu, runVm, type QemuFlavour } from './qemu.ts';
 import { assertDiskRun, diskScenarioParams, markerSector, SECTOR, type DiskScenario } from './disk-scenario.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
+import { withDaemonLog } from './daemon-log.ts';
 import { startDaemon, type Daemon } from '../integration/daemon-process.ts';
 import { GuestMemoryArena } from '../../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemu } from '../../src/frontend/qemu-like-session.ts';
@@ -34,16 +35,6 @@ async function readMarker(d: Daemon, ctrlr: string, lba: number): Promise<Uint8A
     await session.stop();
     session.close();
     arena.close();
-  }
-}
-
-/** Runs an assertion; a failure carries the daemon's log (warnings, queue errors). */
-export function withDaemonLog(d: Daemon, check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    if (e instanceof Error) e.message += `\n--- vhostd log:\n${d.stderr.join('').slice(-20000)}`;
-    throw e;
   }
 }
 

@@ -1,6 +1,6 @@
 // A virtio-blk request queue: header -> bdev operations -> status byte, with a preallocated pool.
 import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
-import type { SplitVirtqueue } from '../../virtio/split-virtqueue.ts';
+import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import type { BdevChannel, BdevIoWaiter } from '../../bdev/bdev.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
 import type { BlkBackend } from './blk-backend.ts';
@@ -52,7 +52,7 @@ export class BlkRequestQueue implements QueueProcessor {
   readonly index: number;
   private readonly backend: BlkBackend;
   private readonly markDirty: (index: number) => void;
-  private vq: SplitVirtqueue | null = null;
+  private vq: Virtqueue | null = null;
   private readonly free: BlkRequest[] = [];
   private readonly pool: BlkRequest[] = [];
   private active = 0;
@@ -63,7 +63,7 @@ export class BlkRequestQueue implements QueueProcessor {
     this.markDirty = markDirty;
   }
 
-  attach(vq: SplitVirtqueue): void {
+  attach(vq: Virtqueue): void {
     this.vq = vq;
     while (this.pool.length < vq.size) {
       const r = new BlkRequest(this);
@@ -221,7 +221,7 @@ export class BlkRequestQueue implements QueueProcessor {
     }
     const vq = this.vq;
     if (vq) {
-      vq.pushUsed(req.chain.head, used);
+      vq.pushUsed(req.chain, used);
       this.markDirty(this.index);
     }
     req.chain.out.reset();

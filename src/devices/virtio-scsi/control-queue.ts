@@ -1,7 +1,7 @@
 // The virtio-scsi control queue: task management functions and asynchronous-notification queries.
 // A TMF that must wait for in-flight commands (resets, aborts) answers once they completed.
 import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
-import type { SplitVirtqueue } from '../../virtio/split-virtqueue.ts';
+import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
 import type { ScsiTargetSet } from './target-set.ts';
 import { lunFieldLun, lunFieldTarget } from './lun-address.ts';
@@ -71,7 +71,7 @@ export class ScsiControlQueue implements QueueProcessor {
   readonly index: number;
   private readonly targets: ScsiTargetSet;
   private readonly markDirty: (index: number) => void;
-  private vq: SplitVirtqueue | null = null;
+  private vq: Virtqueue | null = null;
   private readonly free: ControlRequest[] = [];
   private waitingCount = 0;
 
@@ -82,7 +82,7 @@ export class ScsiControlQueue implements QueueProcessor {
     for (let i = 0; i < POOL; i++) this.free.push(new ControlRequest(this));
   }
 
-  attach(vq: SplitVirtqueue): void {
+  attach(vq: Virtqueue): void {
     this.vq = vq;
   }
 
@@ -179,7 +179,7 @@ export class ScsiControlQueue implements QueueProcessor {
 
   private push(req: ControlRequest, len: number): void {
     if (this.vq) {
-      this.vq.pushUsed(req.chain.head, len);
+      this.vq.pushUsed(req.chain, len);
       this.markDirty(this.index);
     }
     req.chain.out.reset();

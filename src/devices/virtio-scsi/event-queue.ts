@@ -1,7 +1,7 @@
 // The virtio-scsi event queue. Buffers stay in the avail ring until an event needs one, so the
 // guest keeps them for later events; events that find no buffer set EVENTS_MISSED on the next.
 import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
-import type { SplitVirtqueue } from '../../virtio/split-virtqueue.ts';
+import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
 import { writeLunField } from './lun-address.ts';
 import { VIRTIO_SCSI_EVENT_SIZE, VIRTIO_SCSI_T_EVENTS_MISSED } from './virtio-scsi-constants.ts';
@@ -11,7 +11,7 @@ const MAX_PENDING = 64;
 export class ScsiEventQueue implements QueueProcessor {
   readonly index: number;
   private readonly markDirty: (index: number) => void;
-  private vq: SplitVirtqueue | null = null;
+  private vq: Virtqueue | null = null;
   private readonly chain = new DescriptorChain(8);
   private readonly entry = new Uint8Array(VIRTIO_SCSI_EVENT_SIZE);
   private readonly view = new DataView(this.entry.buffer);
@@ -25,7 +25,7 @@ export class ScsiEventQueue implements QueueProcessor {
     this.markDirty = markDirty;
   }
 
-  attach(vq: SplitVirtqueue): void {
+  attach(vq: Virtqueue): void {
     this.vq = vq;
   }
 
@@ -76,7 +76,7 @@ export class ScsiEventQueue implements QueueProcessor {
       writeLunField(this.entry, 4, this.events[i + 1], this.events[i + 2]);
       this.view.setUint32(12, this.events[i + 3], true);
       const written = this.chain.in.copyIn(0, this.entry, 0, VIRTIO_SCSI_EVENT_SIZE);
-      vq.pushUsed(this.chain.head, written);
+      vq.pushUsed(this.chain, written);
       this.head = (this.head + 1) % MAX_PENDING;
       this.count--;
       n++;

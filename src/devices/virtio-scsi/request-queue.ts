@@ -1,6 +1,6 @@
 // A virtio-scsi request queue: header -> SCSI task -> response, with a preallocated request pool.
 import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
-import type { SplitVirtqueue } from '../../virtio/split-virtqueue.ts';
+import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import { ScsiTask, type ScsiTaskWaiter } from '../../scsi/scsi-task.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
 import type { ScsiTargetSet } from './target-set.ts';
@@ -42,7 +42,7 @@ export class ScsiRequestQueue implements QueueProcessor {
   readonly index: number;
   private readonly targets: ScsiTargetSet;
   private readonly markDirty: (index: number) => void;
-  private vq: SplitVirtqueue | null = null;
+  private vq: Virtqueue | null = null;
   private free: ScsiRequest[] = [];
   private pool: ScsiRequest[] = [];
   private active = 0;
@@ -55,7 +55,7 @@ export class ScsiRequestQueue implements QueueProcessor {
     this.markDirty = markDirty;
   }
 
-  attach(vq: SplitVirtqueue): void {
+  attach(vq: Virtqueue): void {
     this.vq = vq;
     // One request per descriptor at most; grow the pool to the queue size once.
     while (this.pool.length < vq.size) {
@@ -182,7 +182,7 @@ export class ScsiRequestQueue implements QueueProcessor {
     }
     const vq = this.vq;
     if (vq) {
-      vq.pushUsed(req.chain.head, usedLen);
+      vq.pushUsed(req.chain, usedLen);
       this.markDirty(this.index);
     }
     task.dataIn = null;

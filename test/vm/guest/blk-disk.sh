@@ -21,6 +21,7 @@ blk_limits() {
 
 if vm_step disk disk_find 'vd[a-z]'; then
   vm_step size disk_size
+  [ -z "$(vm_param feature '')" ] || vm_step feature disk_feature
   [ -z "$(vm_param lbs '')" ] || vm_step queue-limits blk_limits
   disk_common_steps
 fi

@@ -139,3 +139,16 @@ disk_common_steps() {
   vm_step fio-write disk_fio write && vm_step fio-verify disk_fio verify
   vm_step marker disk_marker
 }
+
+# disk_feature: every virtio device negotiated feature bit vhostd.feature= (the
+# VMs have no other virtio devices), e.g. 34 = VIRTIO_F_RING_PACKED.
+disk_feature() {
+  vm_bit=$(vm_param feature '')
+  vm_n=0
+  for vm_f in /sys/bus/virtio/devices/*/features; do
+    [ "$(cut -c$((vm_bit + 1)) "$vm_f")" = 1 ] || vm_fail "$vm_f: bit $vm_bit not negotiated ($(cat "$vm_f"))" || return 1
+    vm_n=$((vm_n + 1))
+  done
+  [ $vm_n -gt 0 ] || vm_fail "no virtio devices" || return 1
+  DETAIL="bit $vm_bit on $vm_n virtio device(s)"
+}

@@ -72,6 +72,7 @@ scsi_unmap() {
 
 if vm_step disk disk_find 'sd[a-z]'; then
   vm_step size disk_size
+  [ -z "$(vm_param feature '')" ] || vm_step feature disk_feature
   vm_step sg_inq scsi_inq
   vm_step sg_turs scsi_turs
   vm_step sg_luns scsi_luns
