@@ -1,59 +1,16 @@
 // Driver side of a split virtqueue in arena memory: descriptor free list, chains (direct or
 // indirect), avail publication, kick with notification suppression (NO_NOTIFY / EVENT_IDX),
 // and validated reaping of the used ring. The submit/complete path allocates nothing.
-import { eventfdCreate, eventfdDrain, eventfdSignal } from '../sys/eventfd.ts';
-import { watchReadable } from '../sys/fd-watch.ts';
+import { eventfdCreate, eventfdSignal } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
 import type { GuestMemoryArena, GuestMemoryRegion } from './guest-memory-arena.ts';
+import { BufferList, DriverQueueError, waitForEventfd, type DriverQueue, type DriverQueueErrorCode } from './driver-queue.ts';
 import {
   SplitRingMemory, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, VIRTQ_MAX_SIZE,
   VIRTQ_USED_F_NO_NOTIFY, VIRTQ_AVAIL_F_NO_INTERRUPT, availRingSize, descTableSize, usedRingSize,
 } from './split-ring-memory.ts';
 
-export type DriverQueueErrorCode = 'BAD_QUEUE_SIZE' | 'EMPTY_CHAIN' | 'CHAIN_TOO_LONG' | 'BAD_BUFFER' | 'USED_IDX_JUMP' | 'BAD_USED_ID' | 'USED_LEN_TOO_LARGE' | 'BROKEN';
-
-export class DriverQueueError extends Error {
-  readonly code: DriverQueueErrorCode;
-  constructor(code: DriverQueueErrorCode, message: string) {
-    super(message);
-    this.name = 'DriverQueueError';
-    this.code = code;
-  }
-}
-
-/** A reusable list of guest buffers (GPA + length): fill it, pass it to add(), clear it. */
-export class BufferList {
-  readonly capacity: number;
-  readonly gpas: Float64Array;
-  readonly lens: Uint32Array;
-  count = 0;
-
-  constructor(capacity: number) {
-    this.capacity = capacity;
-    this.gpas = new Float64Array(capacity);
-    this.lens = new Uint32Array(capacity);
-  }
-
-  clear(): this {
-    this.count = 0;
-    return this;
-  }
-
-  /** Appends a buffer; throws when full (a programming error, not a device one). */
-  push(gpa: number, len: number): this {
-    if (this.count >= this.capacity) throw new DriverQueueError('CHAIN_TOO_LONG', `buffer list holds at most ${this.capacity}`);
-    this.gpas[this.count] = gpa;
-    this.lens[this.count] = len;
-    this.count++;
-    return this;
-  }
-
-  totalLength(): number {
-    let t = 0;
-    for (let i = 0; i < this.count; i++) t += this.lens[i];
-    return t;
-  }
-}
+export { BufferList, DriverQueueError, type DriverQueue, type DriverQueueErrorCode } from './driver-queue.ts';
 
 export interface SplitQueueOptions {
   /** Queue size: a power of two, at most 32768. */
@@ -73,7 +30,8 @@ export interface SplitQueueOptions {
 const TWO32 = 4294967296;
 const RING_GAP_POISON = 0xee;
 
-export class DriverSplitQueue {
+export class DriverSplitQueue implements DriverQueue {
+  readonly kind = 'split' as const;
   readonly size: number;
   readonly descGpa: number;
   readonly availGpa: number;
@@ -172,6 +130,18 @@ export class DriverSplitQueue {
     this.completedLens = new Uint32Array(n);
     this.kickFd = opts.kickFd === false ? -1 : eventfdCreate();
     this.callFd = opts.callFd === false ? -1 : eventfdCreate();
+  }
+
+  /** Driver Area = avail ring, Device Area = used ring. */
+  get driverAreaGpa(): number {
+    return this.availGpa;
+  }
+  get deviceAreaGpa(): number {
+    return this.usedGpa;
+  }
+  /** A split ring restarts from avail index 0. */
+  get initialVringBase(): number {
+    return 0;
   }
 
   /** The same raw view under the name the design notes use. */
@@ -371,31 +341,8 @@ export class DriverSplitQueue {
    * Waits until the call eventfd is signalled (true) or timeoutMs passes (false), without blocking
    * the event loop. Drains the eventfd.
    */
-  async waitForCall(timeoutMs: number): Promise<boolean> {
-    if (this.callFd < 0) throw new DriverQueueError('BAD_BUFFER', 'queue has no call eventfd');
-    if (eventfdDrain(this.callFd) > 0) return true;
-    return new Promise<boolean>((resolve) => {
-      let done = false;
-      const finish = (v: boolean): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        watch.stop();
-        resolve(v);
-      };
-      const fd = this.callFd;
-      const watch = watchReadable(fd, () => {
-        // Never throw out of a poll callback (it would crash the process).
-        let n = 0;
-        try {
-          n = eventfdDrain(fd);
-        } catch {
-          n = 1;
-        }
-        if (n > 0) finish(true);
-      });
-      const timer = setTimeout(() => finish(false), timeoutMs);
-    });
+  waitForCall(timeoutMs: number): Promise<boolean> {
+    return waitForEventfd(this.callFd, timeoutMs);
   }
 
   /** Closes the eventfds. The ring memory belongs to the arena. */

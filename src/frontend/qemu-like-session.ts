@@ -1,14 +1,18 @@
 // Drives a back-end through the exact message sequence QEMU 10 sends (reference/vhost-user.md,
-// "What QEMU sends, in order"): connect, start, stop. The queues live in a GuestMemoryArena.
+// "What QEMU sends, in order"): connect, start, stop. The queues (split, or packed with
+// `packed: true`) live in a GuestMemoryArena. With a config space (blk), CONFIG_CHANGE_MSG on the
+// back-end channel makes the session re-read the config as QEMU 10 does.
 import { eventfdCreate } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
 import type { GuestMemoryArena } from './guest-memory-arena.ts';
+import type { DriverQueue } from './driver-queue.ts';
 import { DriverSplitQueue } from './driver-split-queue.ts';
-import { VhostUserClient, type NeedReplyPolicy } from './vhost-user-client.ts';
+import { DriverPackedQueue } from './driver-packed-queue.ts';
+import { VhostUserClient, type BackendReply, type NeedReplyPolicy, type VhostUserMessage } from './vhost-user-client.ts';
 import type { InflightInfo } from './vhost-user-payloads.ts';
 import * as P from './vhost-user-protocol.ts';
 
-export type QemuSessionErrorCode = 'TOO_MANY_QUEUES' | 'TOO_MANY_REGIONS' | 'NOT_STARTED' | 'ALREADY_STARTED';
+export type QemuSessionErrorCode = 'TOO_MANY_QUEUES' | 'TOO_MANY_REGIONS' | 'NOT_STARTED' | 'ALREADY_STARTED' | 'FEATURE_NOT_OFFERED' | 'TIMEOUT';
 
 export class QemuSessionError extends Error {
   readonly code: QemuSessionErrorCode;
@@ -36,6 +40,12 @@ export interface QemuLikeOptions {
   arena: GuestMemoryArena;
   /** Queue sizes by queue index; 0 marks a queue the guest never initialised (it gets CALL/ERR/ENABLE only). */
   queueSizes: readonly number[];
+  /**
+   * Packed rings: negotiates VIRTIO_F_RING_PACKED (connect fails with FEATURE_NOT_OFFERED when the
+   * back-end does not offer it) and lays the queues out as DriverPackedQueues; SET_VRING_ADDR then
+   * carries the driver event area as "avail" and the device event area as "used".
+   */
+  packed?: boolean;
   /** Virtio features the driver accepts (default FRONTEND_RING_FEATURES); the result is offered & wanted. */
   wantFeatures?: bigint;
   /** Acked even when not offered (vhost-user-scsi acks VERSION_1 and CHANGE regardless). */
@@ -56,11 +66,15 @@ export interface QemuLikeOptions {
   connectTimeoutMs?: number;
 }
 
-export class QemuLikeSession {
+type PackedOpts = QemuLikeOptions & { packed: true };
+type SplitOpts = QemuLikeOptions & { packed?: false };
+
+/** Q is DriverSplitQueue or DriverPackedQueue per the packed option (DriverQueue when not known statically). */
+export class QemuLikeSession<Q extends DriverQueue = DriverSplitQueue> {
   readonly client: VhostUserClient;
   readonly arena: GuestMemoryArena;
   /** By queue index; null for queues the guest never initialised. */
-  readonly queues: (DriverSplitQueue | null)[];
+  readonly queues: (Q | null)[];
   offeredFeatures = 0n;
   offeredProtocolFeatures = 0n;
   /** Features sent with SET_FEATURES (including PROTOCOL_FEATURES when offered). */
@@ -68,30 +82,44 @@ export class QemuLikeSession {
   protocolFeatures = 0n;
   queueNum = 0;
   maxMemSlots = 0;
+  /** The device config space from GET_CONFIG (connect, and again on every CONFIG_CHANGE_MSG while started). */
   config: Uint8Array | null = null;
+  /** Bumped each time a CONFIG_CHANGE_MSG made the session re-read the config. */
+  configGeneration = 0;
+  /** CONFIG_CHANGE_MSG requests received (also those ignored because the device was stopped). */
+  configChangeMessages = 0;
+  /** Called after a re-read config (the guest's config interrupt). */
+  onConfigChange: ((config: Uint8Array) => void) | null = null;
   inflight: (InflightInfo & { fd: number }) | null = null;
-  /** Next avail index per queue for SET_VRING_BASE (updated by stop()). */
+  /** SET_VRING_BASE value per queue (updated by stop(); packed rings carry both wrap counters). */
   readonly vringBases: number[];
   started = false;
   private readonly opts: QemuLikeOptions;
   private readonly errFds: number[] = [];
   private readonly spareCallFds: number[] = [];
+  private configWaiters: ((config: Uint8Array) => void)[] = [];
 
   private constructor(client: VhostUserClient, opts: QemuLikeOptions) {
     this.client = client;
     this.arena = opts.arena;
     this.opts = opts;
+    const qo = (size: number) => ({ size, regionIndex: opts.ringRegion ?? 0, indirectMax: opts.indirectMax ?? 32 });
     this.queues = opts.queueSizes.map((size) =>
-      size > 0 ? new DriverSplitQueue(opts.arena, { size, regionIndex: opts.ringRegion ?? 0, indirectMax: opts.indirectMax ?? 32 }) : null);
-    this.vringBases = opts.queueSizes.map(() => 0);
+      size > 0 ? ((opts.packed ? new DriverPackedQueue(opts.arena, qo(size)) : new DriverSplitQueue(opts.arena, qo(size))) as DriverQueue as Q) : null);
+    this.vringBases = this.queues.map((q) => (q ? q.initialVringBase : 0));
+    // A handler the caller installed on its own client wins (hostile tests answer as they like).
+    if (!client.onBackendRequest) client.onBackendRequest = (m) => this.onBackendRequest(m);
   }
 
   /** Connects and runs QEMU's connect sequence (no start). */
-  static async connect(opts: QemuLikeOptions): Promise<QemuLikeSession> {
+  static connect(opts: PackedOpts): Promise<QemuLikeSession<DriverPackedQueue>>;
+  static connect(opts: SplitOpts): Promise<QemuLikeSession<DriverSplitQueue>>;
+  static connect(opts: QemuLikeOptions): Promise<QemuLikeSession<DriverQueue>>;
+  static async connect(opts: QemuLikeOptions): Promise<QemuLikeSession<DriverQueue>> {
     const client = opts.client ?? (await VhostUserClient.connect(opts.socketPath ?? '', {
       replyTimeoutMs: opts.replyTimeoutMs, needReply: opts.needReply, connectTimeoutMs: opts.connectTimeoutMs,
     }));
-    const s = new QemuLikeSession(client, opts);
+    const s = new QemuLikeSession<DriverQueue>(client, opts);
     try {
       await s.connectSequence();
     } catch (e) {
@@ -105,6 +133,9 @@ export class QemuLikeSession {
     const c = this.client;
     const o = this.opts;
     this.offeredFeatures = await c.getFeatures();
+    if (o.packed && !P.hasBit(this.offeredFeatures, P.VIRTIO_F_RING_PACKED)) {
+      throw new QemuSessionError('FEATURE_NOT_OFFERED', `packed rings asked for, but the back-end does not offer VIRTIO_F_RING_PACKED (features 0x${this.offeredFeatures.toString(16)})`);
+    }
     if (P.hasBit(this.offeredFeatures, P.VHOST_USER_F_PROTOCOL_FEATURES)) {
       this.offeredProtocolFeatures = await c.getProtocolFeatures();
       this.protocolFeatures = this.offeredProtocolFeatures & (o.wantProtocolFeatures ?? FRONTEND_PROTOCOL_FEATURES);
@@ -144,7 +175,7 @@ export class QemuLikeSession {
     if (this.started) throw new QemuSessionError('ALREADY_STARTED', 'session already started');
     const c = this.client;
     const o = this.opts;
-    const want = o.wantFeatures ?? FRONTEND_RING_FEATURES;
+    const want = (o.wantFeatures ?? FRONTEND_RING_FEATURES) | (o.packed ? P.bit(P.VIRTIO_F_RING_PACKED) : 0n);
     this.features = (this.offeredFeatures & want) | (o.forceFeatures ?? 0n);
     if (P.hasBit(this.offeredFeatures, P.VHOST_USER_F_PROTOCOL_FEATURES)) this.features |= P.bit(P.VHOST_USER_F_PROTOCOL_FEATURES);
     const eventIdx = P.hasBit(this.features, P.VIRTIO_RING_F_EVENT_IDX);
@@ -176,8 +207,8 @@ export class QemuLikeSession {
         index: i,
         flags: 0,
         descUserAddr: this.arena.gpaToUser(q.descGpa),
-        usedUserAddr: this.arena.gpaToUser(q.usedGpa),
-        availUserAddr: this.arena.gpaToUser(q.availGpa),
+        usedUserAddr: this.arena.gpaToUser(q.deviceAreaGpa),
+        availUserAddr: this.arena.gpaToUser(q.driverAreaGpa),
         logGuestAddr: 0,
       });
       await c.setVringKick(i, q.kickFd);
@@ -223,6 +254,40 @@ export class QemuLikeSession {
     return bases;
   }
 
+  /**
+   * A back-end request: CONFIG_CHANGE_MSG re-reads the config (QEMU 10: the whole config, only
+   * while started) before the reply goes out; without a config space (scsi) QEMU has no handler and
+   * answers failure, as it does for any other request.
+   */
+  private async onBackendRequest(m: VhostUserMessage): Promise<BackendReply> {
+    if (m.request !== P.VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) return 1;
+    this.configChangeMessages++;
+    const size = this.opts.configSize ?? 0;
+    if (size <= 0 || !this.has(P.VHOST_USER_PROTOCOL_F_CONFIG)) return 1;
+    if (!this.started) return 0;
+    const config = await this.client.getConfig(0, size);
+    this.config = config;
+    this.configGeneration++;
+    for (const w of this.configWaiters.splice(0)) w(config);
+    this.onConfigChange?.(config);
+    return 0;
+  }
+
+  /** Resolves with the config after the next CONFIG_CHANGE_MSG re-read (TIMEOUT after timeoutMs). */
+  waitForConfigChange(timeoutMs = 5000): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const waiter = (c: Uint8Array): void => {
+        clearTimeout(timer);
+        resolve(c);
+      };
+      const timer = setTimeout(() => {
+        this.configWaiters = this.configWaiters.filter((w) => w !== waiter);
+        reject(new QemuSessionError('TIMEOUT', `no config change within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.configWaiters.push(waiter);
+    });
+  }
+
   /** Closes the connection, the queues' eventfds and the session's own fds (not the arena). */
   close(): void {
     this.client.close();
@@ -235,7 +300,10 @@ export class QemuLikeSession {
 }
 
 /** Connects like QEMU and starts every initialised queue. */
-export async function connectLikeQemu(opts: QemuLikeOptions): Promise<QemuLikeSession> {
+export function connectLikeQemu(opts: PackedOpts): Promise<QemuLikeSession<DriverPackedQueue>>;
+export function connectLikeQemu(opts: SplitOpts): Promise<QemuLikeSession<DriverSplitQueue>>;
+export function connectLikeQemu(opts: QemuLikeOptions): Promise<QemuLikeSession<DriverQueue>>;
+export async function connectLikeQemu(opts: QemuLikeOptions): Promise<QemuLikeSession<DriverQueue>> {
   const s = await QemuLikeSession.connect(opts);
   try {
     await s.start();

@@ -1,7 +1,7 @@
 // The virtio-scsi control queue (virtqueue 0): task management functions and asynchronous
 // notification queries/subscriptions. Low rate, so a promise per request is fine here.
 import type { GuestMemoryArena } from './guest-memory-arena.ts';
-import { BufferList, type DriverSplitQueue } from './driver-split-queue.ts';
+import { BufferList, type DriverQueue } from './driver-queue.ts';
 import type { ScsiAddress } from './scsi-request-slot.ts';
 import { VirtioScsiError } from './virtio-scsi-error.ts';
 import * as W from './virtio-scsi-wire.ts';
@@ -28,12 +28,12 @@ export interface AnResult {
 }
 
 export class ScsiControlQueue {
-  readonly queue: DriverSplitQueue;
+  readonly queue: DriverQueue;
   timeoutMs: number;
   private readonly arena: GuestMemoryArena;
   private readonly slots: ControlSlot[] = [];
 
-  constructor(arena: GuestMemoryArena, queue: DriverSplitQueue, regionIndex: number, timeoutMs: number) {
+  constructor(arena: GuestMemoryArena, queue: DriverQueue, regionIndex: number, timeoutMs: number) {
     this.arena = arena;
     this.queue = queue;
     this.timeoutMs = timeoutMs;

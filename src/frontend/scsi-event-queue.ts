@@ -1,12 +1,12 @@
 // The virtio-scsi event queue (virtqueue 1): keeps event buffers posted, parses what the device
 // returns (transport resets, param changes) and reposts each buffer.
 import type { GuestMemoryArena } from './guest-memory-arena.ts';
-import { BufferList, type DriverSplitQueue } from './driver-split-queue.ts';
+import { BufferList, type DriverQueue } from './driver-queue.ts';
 import { VirtioScsiError } from './virtio-scsi-error.ts';
 import * as W from './virtio-scsi-wire.ts';
 
 export class ScsiEventQueue {
-  readonly queue: DriverSplitQueue;
+  readonly queue: DriverQueue;
   /** Every event received, in order. */
   readonly events: W.ScsiEvent[] = [];
   onEvent: ((e: W.ScsiEvent) => void) | null = null;
@@ -17,7 +17,7 @@ export class ScsiEventQueue {
   private waiters: ((e: W.ScsiEvent) => void)[] = [];
   private read = 0;
 
-  constructor(arena: GuestMemoryArena, queue: DriverSplitQueue, buffers: number, regionIndex: number) {
+  constructor(arena: GuestMemoryArena, queue: DriverQueue, buffers: number, regionIndex: number) {
     this.arena = arena;
     this.queue = queue;
     const n = Math.min(buffers, queue.size);

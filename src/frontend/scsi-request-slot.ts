@@ -1,7 +1,7 @@
 // One preallocated virtio-scsi request: its header, response and data buffers in guest memory,
 // the descriptor lists that describe them, and the decoded result. Reused for every request.
 import type { GuestMemoryArena } from './guest-memory-arena.ts';
-import { BufferList } from './driver-split-queue.ts';
+import { BufferList } from './driver-queue.ts';
 import { CmdResp, putLun } from './virtio-scsi-wire.ts';
 
 export interface ScsiAddress {

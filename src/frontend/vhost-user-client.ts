@@ -1,7 +1,7 @@
 // The front-end side of a vhost-user connection (what QEMU's hw/virtio/vhost-user.c does): one
 // method per front-end request, NEED_REPLY / REPLY_ACK handling, strict reply validation, and
 // sendRaw for hostile tests. Never blocks the event loop (the back-end may share the process).
-import { connectUnix, socketPair } from '../sys/unix-socket.ts';
+import { connectUnix, peerPid, socketPair } from '../sys/unix-socket.ts';
 import { closeFd, setNonBlocking } from '../sys/fd.ts';
 import { SysError } from '../sys/errno.ts';
 import { ChannelError, VhostUserChannel, type VhostUserMessage } from './vhost-user-channel.ts';
@@ -14,6 +14,9 @@ import {
 } from './vhost-user-payloads.ts';
 
 export type { VhostUserMessage } from './vhost-user-channel.ts';
+
+/** What a back-end request handler answers (void: 0, success). */
+export type BackendReply = bigint | number | void;
 
 export type VhostUserClientErrorCode =
   | 'CONNECT_FAILED' | 'DISCONNECTED' | 'TIMEOUT' | 'SEND_FAILED'
@@ -95,8 +98,11 @@ export class VhostUserClient {
   readonly unsolicited: VhostUserMessage[] = [];
   /** Requests the back-end sent on the BACKEND_REQ channel. */
   readonly backendRequests: VhostUserMessage[] = [];
-  /** Answer to back-end requests with NEED_REPLY (default: 0 = success). */
-  onBackendRequest: ((msg: VhostUserMessage) => bigint | number | void) | null = null;
+  /**
+   * Answer to back-end requests with NEED_REPLY (default: 0 = success). A promise is awaited before
+   * replying, so a handler can talk to the back-end first (QEMU re-reads the config, then replies).
+   */
+  onBackendRequest: ((msg: VhostUserMessage) => BackendReply | Promise<BackendReply>) | null = null;
   /** Resolves when the connection closes: null if we closed it, else why. */
   readonly closed: Promise<ChannelError | null>;
   private readonly channel: VhostUserChannel;
@@ -114,6 +120,11 @@ export class VhostUserClient {
       onMessage: (m) => this.onMessage(m),
       onClose: (reason) => this.onClose(reason),
     });
+  }
+
+  /** Pid of the back-end process (SO_PEERCRED), for measuring its CPU. */
+  peerPid(): number {
+    return peerPid(this.channel.fd);
   }
 
   static async connect(path: string, options: VhostUserClientOptions = {}): Promise<VhostUserClient> {
@@ -431,8 +442,20 @@ export class VhostUserClient {
     for (const f of m.fds) closeFd(f);
     this.backendRequests.push(m);
     const r = this.onBackendRequest ? this.onBackendRequest(m) : 0;
-    if ((m.flags & P.VHOST_USER_NEED_REPLY_MASK) !== 0 && !ch.isClosed) {
+    if (r instanceof Promise) {
+      // A failing handler answers failure (1), like QEMU's !!ret.
+      r.then((v) => this.replyBackend(ch, m, v), () => this.replyBackend(ch, m, 1));
+    } else {
+      this.replyBackend(ch, m, r);
+    }
+  }
+
+  private replyBackend(ch: VhostUserChannel, m: VhostUserMessage, r: BackendReply): void {
+    if ((m.flags & P.VHOST_USER_NEED_REPLY_MASK) === 0 || ch.isClosed) return;
+    try {
       ch.send(m.request, P.VHOST_USER_REPLY_FLAGS, encodeU64(r ?? 0));
+    } catch {
+      // The back-end went away; its channel closes on its own.
     }
   }
 }

@@ -1,10 +1,9 @@
-// A virtio-scsi driver over DriverSplitQueues: what Linux's virtio_scsi does, for tests, fuzzing
-// and load generation. Two APIs: a fast one (acquire / submit / kick / reap / release, no
+// A virtio-scsi driver over DriverQueues (split or packed): what Linux's virtio_scsi does, for
+// tests, fuzzing and load generation. Two APIs: a fast one (acquire / submit / kick / reap / release, no
 // allocation per request) and a promise one (command() and the convenience calls) on top.
-import { watchReadable, type FdWatch } from '../sys/fd-watch.ts';
-import { eventfdDrain } from '../sys/eventfd.ts';
 import type { GuestMemoryArena, GuestMemoryRegion } from './guest-memory-arena.ts';
-import { DriverQueueError, type BufferList, type DriverSplitQueue } from './driver-split-queue.ts';
+import { DriverQueueError, type BufferList, type DriverQueue } from './driver-queue.ts';
+import { CompletionPump, type CompletionMode } from './completion-pump.ts';
 import { ScsiRequestSlot, type ScsiAddress, type ScsiCommandResult } from './scsi-request-slot.ts';
 import { parseSense } from './scsi-cdb.ts';
 import { ScsiLunCommands } from './scsi-lun-commands.ts';
@@ -19,9 +18,9 @@ export { VirtioScsiError, type VirtioScsiErrorCode } from './virtio-scsi-error.t
 
 export interface VirtioScsiDriverOptions {
   arena: GuestMemoryArena;
-  controlQueue: DriverSplitQueue;
-  eventQueue: DriverSplitQueue | null;
-  requestQueues: readonly DriverSplitQueue[];
+  controlQueue: DriverQueue;
+  eventQueue: DriverQueue | null;
+  requestQueues: readonly DriverQueue[];
   /** Request slots per request queue (default min(queue size, 32)). */
   slotsPerQueue?: number;
   /** Data buffer per slot (default 64 KiB). */
@@ -45,7 +44,7 @@ export interface VirtioScsiDriverOptions {
   /** Promise API timeout per command (default 5000 ms). */
   timeoutMs?: number;
   /** How the promise API learns of completions: call eventfds (default), a poll timer, or only manual reap(). */
-  completion?: 'interrupt' | 'poll' | 'manual';
+  completion?: CompletionMode;
   defaultAddress?: ScsiAddress;
 }
 
@@ -60,7 +59,7 @@ export class VirtioScsiDriver {
   readonly arena: GuestMemoryArena;
   readonly control: ScsiControlQueue;
   readonly events: ScsiEventQueue | null;
-  readonly requestQueues: readonly DriverSplitQueue[];
+  readonly requestQueues: readonly DriverQueue[];
   readonly slots: ScsiRequestSlot[] = [];
   /** After reap(): slots of the fast API that completed, [0, n). Release them when done. */
   readonly completed: ScsiRequestSlot[];
@@ -75,8 +74,7 @@ export class VirtioScsiDriver {
   private readonly freeSlots: number[][];
   private readonly headerRegion: GuestMemoryRegion;
   private nextId = 1;
-  private watches: FdWatch[] = [];
-  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private pump: CompletionPump | null = null;
   private closed = false;
 
   constructor(o: VirtioScsiDriverOptions) {
@@ -134,48 +132,28 @@ export class VirtioScsiDriver {
   }
 
   /** A driver on a QEMU-like session's queues: 0 control, 1 event, 2.. requests. */
-  static fromSession(session: QemuLikeSession, opts: Omit<VirtioScsiDriverOptions, 'arena' | 'controlQueue' | 'eventQueue' | 'requestQueues'> = {}): VirtioScsiDriver {
+  static fromSession(session: QemuLikeSession<DriverQueue>, opts: Omit<VirtioScsiDriverOptions, 'arena' | 'controlQueue' | 'eventQueue' | 'requestQueues'> = {}): VirtioScsiDriver {
     const [control, event, ...requests] = session.queues;
     if (!control || requests.length === 0 || requests.some((q) => q === null)) {
       throw new VirtioScsiError('BAD_ARGUMENT', 'a virtio-scsi session needs an initialised control queue and request queues 2..');
     }
-    return new VirtioScsiDriver({ ...opts, arena: session.arena, controlQueue: control, eventQueue: event, requestQueues: requests as DriverSplitQueue[] });
+    return new VirtioScsiDriver({ ...opts, arena: session.arena, controlQueue: control, eventQueue: event, requestQueues: requests as DriverQueue[] });
   }
 
   /** Posts the event buffers and starts the completion pump (per the completion option). */
   start(): void {
     this.events?.start();
-    const mode = this.o.completion ?? 'interrupt';
     const queues = [this.control.queue, ...(this.events ? [this.events.queue] : []), ...this.requestQueues];
-    if (mode === 'interrupt') {
-      for (const q of queues) {
-        if (q.callFd < 0) continue;
-        const fd = q.callFd;
-        this.watches.push(watchReadable(fd, () => {
-          // Never throw out of a poll callback (it would crash the process).
-          try {
-            eventfdDrain(fd);
-          } catch (e) {
-            this.errors.push(e as Error);
-          }
-          this.reapQueue(q);
-        }));
-      }
-    } else if (mode === 'poll') {
-      this.pollTimer = setInterval(() => {
-        for (const q of queues) this.reapQueue(q);
-      }, 1);
-    }
+    this.pump?.stop();
+    this.pump = new CompletionPump(queues, (q) => this.reapQueue(q), (e) => this.errors.push(e));
+    this.pump.start(this.o.completion ?? 'interrupt');
   }
 
   /** Stops the pump and fails every pending promise with CLOSED. The queues are not closed. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const w of this.watches) w.stop();
-    this.watches = [];
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = null;
+    this.pump?.stop();
     const err = new VirtioScsiError('CLOSED', 'driver closed');
     for (const s of this.slots) this.settle(s, null, err);
     this.control.failAll(err);
@@ -372,7 +350,7 @@ export class VirtioScsiDriver {
     else if (err) reject(err);
   }
 
-  private reapQueue(q: DriverSplitQueue): void {
+  private reapQueue(q: DriverQueue): void {
     try {
       if (q === this.control.queue) this.control.reap();
       else if (q === this.events?.queue) this.events.reap();
@@ -386,7 +364,7 @@ export class VirtioScsiDriver {
     }
   }
 
-  private queueBroken(q: DriverSplitQueue, e: Error): void {
+  private queueBroken(q: DriverQueue, e: Error): void {
     if (this.errors.includes(e)) return;
     this.errors.push(e);
     const err = new VirtioScsiError('QUEUE_BROKEN', `queue broken by the device: ${e.message}`);

@@ -19,6 +19,7 @@ export const c = {
   accept4: libc.func('int accept4(int, void *, void *, int)'),
   connect: libc.func('int connect(int, const void *, uint32_t)'),
   shutdown: libc.func('int shutdown(int, int)'),
+  getsockopt: libc.func('int getsockopt(int, int, int, uintptr_t, _Inout_ uint32_t *)'),
   recvmsg: libc.func('ssize_t recvmsg(int, uintptr_t, int)'),
   sendmsg: libc.func('ssize_t sendmsg(int, uintptr_t, int)'),
   memfd_create: libc.func('int memfd_create(const char *, unsigned int)'),

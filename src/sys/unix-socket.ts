@@ -174,3 +174,14 @@ export function sendWithFds(fd: number, buf: Uint8Array, fds: readonly number[] 
     if (buf.length === 0) break;
   }
 }
+
+const SO_PEERCRED = 17;
+const ucred = nativeScratch(16);
+const ucredLen = new Uint32Array([12]);
+
+/** Pid of the process at the other end of a connected Unix socket (SO_PEERCRED). */
+export function peerPid(fd: number): number {
+  ucredLen[0] = 12;
+  if (c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ucred.addr, ucredLen) < 0) throwErrno('getsockopt(SO_PEERCRED)', `fd ${fd}`);
+  return ucred.dv.getInt32(0, true);
+}
