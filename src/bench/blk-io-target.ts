@@ -48,7 +48,7 @@ export class BlkIoTarget implements IoTarget {
         numQueues: job.queues,
         queueSize: job.queueSize,
         ...(job.packed ? { packed: true } : {}),
-        driver: { maxDataBytes: Math.max(job.bs, 4096), slotsPerQueue: job.iodepth, completion: 'manual', indirect: false },
+        driver: { maxDataBytes: Math.max(job.bs, 4096), slotsPerQueue: job.iodepth, completion: 'manual', indirect: true },
       });
       return new BlkIoTarget(arena, conn, job);
     } catch (e) {

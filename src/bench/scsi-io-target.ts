@@ -51,7 +51,7 @@ export class ScsiIoTarget implements IoTarget {
       const session: QemuLikeSession<DriverQueue> = job.packed
         ? await connectLikeQemu({ socketPath: job.socket, arena, queueSizes, packed: true })
         : await connectLikeQemu({ socketPath: job.socket, arena, queueSizes });
-      const drv = VirtioScsiDriver.fromSession(session, { maxDataBytes: Math.max(job.bs, 4096), slotsPerQueue: job.iodepth, completion: 'manual', indirect: false });
+      const drv = VirtioScsiDriver.fromSession(session, { maxDataBytes: Math.max(job.bs, 4096), slotsPerQueue: job.iodepth, completion: 'manual', indirect: true });
       drv.start();
       const t = new ScsiIoTarget(arena, session, drv, job);
       await t.readCapacity();

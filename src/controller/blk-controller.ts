@@ -28,8 +28,8 @@ export class BlkController extends VhostController {
   private writeback = false;
   private numBlocks = 0;
 
-  constructor(name: string, socketPath: string, cpus: number[], reactor: ReactorHandle, bdevs: BdevRegistry, logger: Logger, opts: BlkControllerOptions) {
-    super('blk', name, socketPath, cpus, reactor, bdevs, logger);
+  constructor(name: string, socketPath: string, cpus: number[], reactors: ReactorHandle[], bdevs: BdevRegistry, logger: Logger, opts: BlkControllerOptions) {
+    super('blk', name, socketPath, cpus, reactors, bdevs, logger);
     this.bdevName = opts.bdevName;
     this.readOnly = opts.readOnly;
     this.packedRing = opts.packedRing;
@@ -42,7 +42,7 @@ export class BlkController extends VhostController {
     this.bdev = bdev;
     this.writeback = bdev.writeCache;
     this.numBlocks = bdev.numBlocks;
-    await this.reactor.request({
+    await this.broadcast({
       op: 'blk.bdev',
       deviceId: this.deviceId,
       config: {
@@ -57,7 +57,7 @@ export class BlkController extends VhostController {
   }
 
   protected override async detachAll(): Promise<void> {
-    if (this.bdev) await this.reactor.request({ op: 'blk.bdev', deviceId: this.deviceId, config: null });
+    if (this.bdev) await this.broadcast({ op: 'blk.bdev', deviceId: this.deviceId, config: null });
   }
 
   protected override async release(): Promise<void> {
@@ -70,7 +70,7 @@ export class BlkController extends VhostController {
     if (bdev !== this.bdev) return;
     const numBlocks = bdev.numBlocks;
     this.numBlocks = numBlocks;
-    await this.reactor.request({ op: 'blk.resize', deviceId: this.deviceId, numBlocks });
+    await this.broadcast({ op: 'blk.resize', deviceId: this.deviceId, numBlocks });
     const sent = this.sendBackendRequest(VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, new Uint8Array(0));
     this.logger.info({ numBlocks, notified: sent }, 'capacity changed');
   }
@@ -80,7 +80,7 @@ export class BlkController extends VhostController {
   }
 
   override backendSpecific(): Record<string, unknown> {
-    return { block: { readonly: this.readOnly, bdev: this.bdevName, packed_ring: this.packedRing } };
+    return { block: { readonly: this.readOnly, bdev: this.bdevName, packed_ring: this.packedRing }, queue_cpus: this.queuePlacement() };
   }
 
   override configCalls(): ConfigCall[] {
@@ -140,7 +140,7 @@ export class BlkController extends VhostController {
   override setConfig(offset: number, data: Uint8Array): boolean {
     if (offset !== BLK_CONFIG_WRITEBACK_OFFSET || data.length !== 1 || data[0] > 1) return false;
     this.writeback = data[0] === 1;
-    this.reactor.request({ op: 'blk.writeback', deviceId: this.deviceId, writeback: this.writeback }).catch((e: unknown) => {
+    this.broadcast({ op: 'blk.writeback', deviceId: this.deviceId, writeback: this.writeback }).catch((e: unknown) => {
       this.logger.warn({ err: e }, 'writeback change did not reach the reactor');
     });
     return true;

@@ -49,8 +49,13 @@ export class ControllerRegistry implements VhostApi {
   }
 
   async createBlkController(ctrlr: string, devName: string, opts: { readonly: boolean; packedRing: boolean; cpumask?: string }): Promise<void> {
+    // A blk controller's queues spread over every reactor of its mask, least loaded first.
     await this.create(ctrlr, opts.cpumask, (cpus, reactor) =>
-      new BlkController(ctrlr, join(this.socketDir, ctrlr), cpus, reactor, this.bdevs, this.logger, { bdevName: devName, readOnly: opts.readonly, packedRing: opts.packedRing }),
+      new BlkController(ctrlr, join(this.socketDir, ctrlr), cpus, this.reactors.all(cpus, reactor), this.bdevs, this.logger, {
+        bdevName: devName,
+        readOnly: opts.readonly,
+        packedRing: opts.packedRing,
+      }),
     );
   }
 

@@ -25,7 +25,7 @@ export class ScsiController extends VhostController {
   private readonly targets = new Map<number, TargetEntry>();
 
   constructor(name: string, socketPath: string, cpus: number[], reactor: ReactorHandle, bdevs: BdevRegistry, logger: Logger) {
-    super('scsi', name, socketPath, cpus, reactor, bdevs, logger);
+    super('scsi', name, socketPath, cpus, [reactor], bdevs, logger);
   }
 
   async addTarget(num: number, bdevName: string): Promise<number> {
@@ -41,7 +41,7 @@ export class ScsiController extends VhostController {
     if (!bdev) throw new ControllerError('BDEV_NOT_FOUND', ENODEV, `bdev '${bdevName}' does not exist`);
     this.bdevs.claim(bdev.name, `vhost-scsi ${this.name}`);
     try {
-      await this.reactor.request({
+      await this.reactors[0].request({
         op: 'scsi.target',
         deviceId: this.deviceId,
         target: num,
@@ -59,7 +59,7 @@ export class ScsiController extends VhostController {
   async removeTarget(num: number): Promise<void> {
     const t = this.targets.get(num);
     if (!t) throw new ControllerError('TARGET_NOT_FOUND', ENODEV, `controller ${this.name} has no target ${num}`);
-    await this.reactor.request({ op: 'scsi.target', deviceId: this.deviceId, target: num, luns: null });
+    await this.reactors[0].request({ op: 'scsi.target', deviceId: this.deviceId, target: num, luns: null });
     this.targets.delete(num);
     this.bdevs.release(t.bdev.name);
     this.logger.info({ target: num, bdev: t.bdev.name }, 'target removed');
@@ -69,9 +69,17 @@ export class ScsiController extends VhostController {
   override async bdevResized(bdev: Bdev): Promise<void> {
     for (const t of this.targets.values()) {
       if (t.bdev !== bdev) continue;
-      await this.reactor.request({ op: 'scsi.resize', deviceId: this.deviceId, target: t.num, numBlocks: bdev.numBlocks });
+      await this.reactors[0].request({ op: 'scsi.resize', deviceId: this.deviceId, target: t.num, numBlocks: bdev.numBlocks });
       this.logger.info({ target: t.num, numBlocks: bdev.numBlocks }, 'capacity changed');
     }
+  }
+
+  /**
+   * All queues of a SCSI controller share one reactor: task management (ABORT TASK, LUN RESET) must
+   * see and wait for every in-flight command of the LUN, which lives in that reactor's LUN state.
+   */
+  protected override spreadQueue(): boolean {
+    return false;
   }
 
   protected override async detachAll(): Promise<void> {

@@ -1,8 +1,11 @@
-// What every vhost-user controller shares: the socket, the device in a reactor, and forwarding
-// vhost-user lifecycle calls to that reactor. Device kinds (scsi, blk) extend it.
+// What every vhost-user controller shares: the socket, the device in its reactors, and forwarding
+// vhost-user lifecycle calls to them. A device may live in several reactors (one instance each);
+// each of its queues runs in exactly one. Device kinds (scsi, blk) extend it.
 import { VhostUserServer } from '../vhost-user/server.ts';
 import type { VhostUserDevice, VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
 import type { ReactorHandle } from '../reactor/reactor-handle.ts';
+import type { ReactorCommand } from '../reactor/mailbox-messages.ts';
+import { dupFd } from '../sys/fd.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import type { Bdev } from '../bdev/bdev.ts';
 import type { Logger } from '../log/logger.ts';
@@ -19,19 +22,22 @@ export class VhostController implements VhostUserDevice {
   readonly socketPath: string;
   readonly cpus: number[];
   readonly deviceId = nextDeviceId++;
-  protected readonly reactor: ReactorHandle;
+  /** Reactors holding an instance of the device; the first also runs queues that must stay together. */
+  protected readonly reactors: ReactorHandle[];
+  /** Queue index -> reactor, assigned at the queue's first start and kept. */
+  private readonly placement = new Map<number, ReactorHandle>();
   protected readonly bdevs: BdevRegistry;
   protected readonly logger: Logger;
   protected readonly server: VhostUserServer;
   protected readonly runningRings = new Set<number>();
   private sessionConnected = false;
 
-  constructor(kind: 'scsi' | 'blk', name: string, socketPath: string, cpus: number[], reactor: ReactorHandle, bdevs: BdevRegistry, logger: Logger) {
+  constructor(kind: 'scsi' | 'blk', name: string, socketPath: string, cpus: number[], reactors: ReactorHandle[], bdevs: BdevRegistry, logger: Logger) {
     this.kind = kind;
     this.name = name;
     this.socketPath = socketPath;
     this.cpus = cpus;
-    this.reactor = reactor;
+    this.reactors = reactors;
     this.bdevs = bdevs;
     this.logger = logger.child({ ctrlr: name });
     this.server = new VhostUserServer(socketPath, this, this.logger);
@@ -39,16 +45,44 @@ export class VhostController implements VhostUserDevice {
 
   /** Creates the device in its reactor (after `prepare`) and starts listening. */
   async start(): Promise<void> {
-    await this.reactor.request({ op: 'device.create', deviceId: this.deviceId, kind: this.kind, name: this.name });
+    await this.broadcast({ op: 'device.create', deviceId: this.deviceId, kind: this.kind, name: this.name });
     try {
       await this.prepare();
       this.server.listen();
     } catch (e) {
-      await this.reactor.request({ op: 'device.destroy', deviceId: this.deviceId }).catch(() => {});
+      await this.broadcast({ op: 'device.destroy', deviceId: this.deviceId }).catch(() => {});
       await this.release();
       throw e;
     }
-    this.reactor.load++;
+  }
+
+  /** The reactor that runs queue `index` (least loaded of the controller's at first use). */
+  protected reactorFor(index: number): ReactorHandle {
+    let r = this.placement.get(index);
+    if (!r) {
+      r = this.reactors[0];
+      if (this.spreadQueue(index)) for (const c of this.reactors) if (c.load < r.load) r = c;
+      r.load++;
+      this.placement.set(index, r);
+    }
+    return r;
+  }
+
+  /** Whether queue `index` may run on another reactor than the first (scsi: no, see ScsiController). */
+  protected spreadQueue(_index: number): boolean {
+    return true;
+  }
+
+  /** Sends a command to every reactor holding the device. */
+  protected async broadcast(cmd: ReactorCommand): Promise<void> {
+    await Promise.all(this.reactors.map((r) => r.request(cmd)));
+  }
+
+  /** CPUs of the reactors running this controller's queues. */
+  queuePlacement(): Record<number, number> {
+    const out: Record<number, number> = {};
+    for (const [q, r] of this.placement) out[q] = r.cpu;
+    return out;
   }
 
   /** Kind-specific set-up once the device exists in the reactor (attach the bdev...). */
@@ -60,9 +94,10 @@ export class VhostController implements VhostUserDevice {
   async destroy(): Promise<void> {
     await this.server.close();
     await this.detachAll();
-    await this.reactor.request({ op: 'device.destroy', deviceId: this.deviceId });
+    await this.broadcast({ op: 'device.destroy', deviceId: this.deviceId });
     await this.release();
-    this.reactor.load--;
+    for (const r of this.placement.values()) r.load--;
+    this.placement.clear();
   }
 
   /** Detaches bdevs while the device still exists (scsi: remove targets). */
@@ -131,36 +166,38 @@ export class VhostController implements VhostUserDevice {
   }
 
   async setFeatures(features: bigint): Promise<void> {
-    await this.reactor.request({ op: 'device.features', deviceId: this.deviceId, features });
+    await this.broadcast({ op: 'device.features', deviceId: this.deviceId, features });
   }
 
   async setMemory(regions: VhostUserRegion[]): Promise<void> {
-    await this.reactor.request({ op: 'device.memory', deviceId: this.deviceId, regions });
+    // Each reactor maps the regions itself and closes the fds it gets: give each its own copies.
+    const copies = this.reactors.map((_, i) => (i === 0 ? regions : regions.map((r) => ({ ...r, fd: dupFd(r.fd) }))));
+    await Promise.all(this.reactors.map((r, i) => r.request({ op: 'device.memory', deviceId: this.deviceId, regions: copies[i] })));
   }
 
   async startRing(setup: VringSetup): Promise<void> {
-    await this.reactor.request({ op: 'ring.start', deviceId: this.deviceId, setup });
+    await this.reactorFor(setup.index).request({ op: 'ring.start', deviceId: this.deviceId, setup });
     this.runningRings.add(setup.index);
   }
 
   async stopRing(index: number): Promise<number> {
-    const last = await this.reactor.request({ op: 'ring.stop', deviceId: this.deviceId, index });
+    const last = await this.reactorFor(index).request({ op: 'ring.stop', deviceId: this.deviceId, index });
     this.runningRings.delete(index);
     return last;
   }
 
   async setRingCallFd(index: number, fd: number): Promise<void> {
-    await this.reactor.request({ op: 'ring.call', deviceId: this.deviceId, index, fd });
+    await this.reactorFor(index).request({ op: 'ring.call', deviceId: this.deviceId, index, fd });
   }
 
   async reset(): Promise<void> {
-    await this.reactor.request({ op: 'device.reset', deviceId: this.deviceId });
+    await this.broadcast({ op: 'device.reset', deviceId: this.deviceId });
   }
 
   async disconnected(): Promise<void> {
     this.sessionConnected = false;
     this.runningRings.clear();
-    await this.reactor.request({ op: 'device.disconnect', deviceId: this.deviceId });
+    await this.broadcast({ op: 'device.disconnect', deviceId: this.deviceId });
     this.logger.info('front-end disconnected');
   }
 }

@@ -23,6 +23,11 @@ export class ReactorPool {
     return best;
   }
 
+  /** Every reactor on the given CPUs, `first` leading. */
+  all(cpus: readonly number[], first: ReactorHandle): ReactorHandle[] {
+    return [first, ...this.reactors.filter((r) => r !== first && cpus.includes(r.cpu))];
+  }
+
   cpus(): number[] {
     return this.reactors.map((r) => r.cpu);
   }

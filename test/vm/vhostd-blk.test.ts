@@ -30,7 +30,7 @@ async function blkGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));
   if (prepared === undefined) return;
   const { qemu, image } = prepared;
-  const d = await startDaemon();
+  const d = await startDaemon(['-m', '0x3']);
   t.after(async () => assert.equal(await d.stop(), 0, `vhostd exit; stderr:\n${d.stderr.join('')}`));
 
   await d.call('bdev_malloc_create', { name: 'm0', num_blocks: 256 * MIB_SECTORS, block_size: SECTOR });

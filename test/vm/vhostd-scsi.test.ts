@@ -42,7 +42,7 @@ async function twoGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));
   if (prepared === undefined) return;
   const { qemu, image } = prepared;
-  const d = await startDaemon();
+  const d = await startDaemon(['-m', '0x3']);
   t.after(async () => {
     const code = await d.stop();
     assert.equal(code, 0, `vhostd exit code; stderr:\n${d.stderr.join('')}`);

@@ -1,0 +1,127 @@
+// `npm run bench`: the standard matrix. vhostd and qemu-storage-daemon run pinned to CPU 0, the
+// load generator (this process) to CPU 1; same generator, same jobs, same run. Results go to
+// build/bench/*.json and into BENCHMARKS.md between the bench markers.
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, release } from 'node:os';
+import { parseArgs } from 'node:util';
+import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
+import { validateJob, type BenchJob, type RwMode } from '../src/bench/bench-job.ts';
+import { startQsd, startVhostd, type Endpoint, type RunningTarget } from './targets.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+
+const { values: args } = parseArgs({
+  options: {
+    runtime: { type: 'string', default: '4' },
+    ramp: { type: 'string', default: '1' },
+    'poll-mode': { type: 'string', default: 'poll' },
+    'target-cpu': { type: 'string', default: '0' },
+    'generator-cpu': { type: 'string', default: '1' },
+    'no-write': { type: 'boolean', default: false },
+    only: { type: 'string' },
+  },
+});
+
+interface Workload {
+  name: string;
+  rw: RwMode;
+  bs: number;
+  iodepth: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: '4k randread QD1', rw: 'randread', bs: 4096, iodepth: 1 },
+  { name: '4k randread QD32', rw: 'randread', bs: 4096, iodepth: 32 },
+  { name: '4k randread QD128', rw: 'randread', bs: 4096, iodepth: 128 },
+  { name: '4k randwrite QD32', rw: 'randwrite', bs: 4096, iodepth: 32 },
+  { name: '128k read QD32', rw: 'read', bs: 131072, iodepth: 32 },
+];
+
+interface Row {
+  target: string;
+  backend: string;
+  device: string;
+  workload: string;
+  r: BenchResult;
+}
+
+const targetCpu = Number(args['target-cpu']);
+const generatorCpu = Number(args['generator-cpu']);
+const tmpfs = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
+const rows: Row[] = [];
+
+async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
+  for (const w of WORKLOADS) {
+    if (args.only && !`${e.label} ${e.backend} ${w.name}`.includes(args.only)) continue;
+    const job: BenchJob = validateJob({
+      socket: e.socket, device: e.device, rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
+      queueSize: 256, runtime: Number(args.runtime), ramp: Number(args.ramp), size: 0, verify: false,
+      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid,
+    });
+    const r = await runBench(job);
+    rows.push({ target: e.label, backend: e.backend, device: e.device, workload: w.name, r });
+    const l = r.latencyUs;
+    process.stdout.write(
+      `${e.label.padEnd(24)} ${e.backend.padEnd(30)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(9)} IOPS ` +
+        `avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us target ${r.cpu.targetPct.toFixed(0)}% gen ${r.cpu.generatorPct.toFixed(0)}% errors ${r.errors}\n`,
+    );
+  }
+}
+
+function machine(): string {
+  const model = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} x ${model}, Linux ${release()}, Node ${process.version}`;
+}
+
+function table(): string {
+  const head = '| target | backend | workload | IOPS | MB/s | avg lat (us) | p50 | p99 | p99.9 | target CPU | generator CPU | generator GCs |';
+  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const lines = rows.map(({ target, backend, workload, r }) => {
+    const l = r.latencyUs;
+    return `| ${target} | ${backend} | ${workload} | ${Math.round(r.iops).toLocaleString('en-US')} | ${r.mbps.toFixed(0)} | ${l.avg.toFixed(1)} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.p999.toFixed(1)} | ${r.cpu.targetPct.toFixed(0)}% | ${r.cpu.generatorPct.toFixed(0)}% | ${r.gc.generatorCount} |`;
+  });
+  return [head, sep, ...lines].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const targets: (() => Promise<RunningTarget | null>)[] = [
+    () => startVhostd(targetCpu, String(args['poll-mode']), tmpfs, 1024),
+    () => startQsd(targetCpu, tmpfs, 1024),
+  ];
+  for (const start of targets) {
+    const t = await start();
+    if (!t) continue;
+    try {
+      for (const e of t.endpoints) await measure(t, e);
+    } finally {
+      await t.stop();
+    }
+  }
+  const section = [
+    `Run ${started.toISOString()} on ${machine()}.`,
+    `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
+    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB.`,
+    '',
+    table(),
+  ].join('\n');
+  mkdirSync(join(ROOT, 'build/bench'), { recursive: true });
+  const json = join(ROOT, 'build/bench', `results-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(json, JSON.stringify({ started, machine: machine(), rows }, null, 2));
+  process.stdout.write(`\n${section}\n\nresults: ${json}\n`);
+  if (!args['no-write']) {
+    const md = join(ROOT, 'BENCHMARKS.md');
+    const text = existsSync(md) ? readFileSync(md, 'utf8') : '<!-- bench:begin -->\n<!-- bench:end -->\n';
+    const begin = text.indexOf('<!-- bench:begin -->');
+    const end = text.indexOf('<!-- bench:end -->');
+    if (begin < 0 || end < begin) throw new Error('BENCHMARKS.md lacks the <!-- bench:begin --> / <!-- bench:end --> markers');
+    writeFileSync(md, text.slice(0, begin) + '<!-- bench:begin -->\n' + section + '\n' + text.slice(end));
+    process.stdout.write(`BENCHMARKS.md updated\n`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,126 @@
+// Targets of the benchmark matrix: vhostd (this checkout) and qemu-storage-daemon, each started
+// pinned to the target CPU, each exposing sockets the load generator attaches to.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RpcClient } from '../src/rpc/rpc-client.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+const NODE = join(ROOT, 'node_modules/.bin/node');
+
+export interface Endpoint {
+  /** Row label, e.g. "vhostd blk malloc". */
+  label: string;
+  socket: string;
+  device: 'scsi' | 'blk';
+  /** What backs it, said plainly (RAM, no data touched, tmpfs file...). */
+  backend: string;
+}
+
+export interface RunningTarget {
+  name: string;
+  pid: number;
+  endpoints: Endpoint[];
+  stop(): Promise<void>;
+}
+
+async function waitFor(path: string, proc: ChildProcess, err: () => string): Promise<void> {
+  const deadline = Date.now() + 20000;
+  while (!existsSync(path)) {
+    if (proc.exitCode !== null) throw new Error(`exited: ${err()}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}: ${err()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function stopper(proc: ChildProcess, dir: string): () => Promise<void> {
+  return async () => {
+    if (proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/** vhostd pinned to `cpu` (process and reactor), with RAM, null and (if available) io_uring bdevs. */
+export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget> {
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-bench-'));
+  const rpcPath = join(dir, 'rpc.sock');
+  const proc = spawn('taskset', ['-c', String(cpu), NODE, join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '-S', dir, '-r', rpcPath, '-m', `[${cpu}]`, '--poll-mode', pollMode, '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  await waitFor(rpcPath, proc, () => err);
+  const rpc = await RpcClient.connect(rpcPath);
+  const blocks = (sizeMiB * 1024 * 1024) / 512;
+  const endpoints: Endpoint[] = [];
+  await rpc.call('bdev_malloc_create', { name: 'mal', num_blocks: blocks, block_size: 512 });
+  await rpc.call('bdev_malloc_create', { name: 'mal2', num_blocks: blocks, block_size: 512 });
+  await rpc.call('bdev_null_create', { name: 'nul', num_blocks: blocks, block_size: 512 });
+  await rpc.call('vhost_create_scsi_controller', { ctrlr: 'scsi-mal' });
+  await rpc.call('vhost_scsi_controller_add_target', { ctrlr: 'scsi-mal', scsi_target_num: 0, bdev_name: 'mal' });
+  await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-mal', dev_name: 'mal2' });
+  await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nul', dev_name: 'nul' });
+  endpoints.push(
+    { label: 'vhostd scsi', socket: join(dir, 'scsi-mal'), device: 'scsi', backend: 'malloc (RAM)' },
+    { label: 'vhostd blk', socket: join(dir, 'blk-mal'), device: 'blk', backend: 'malloc (RAM)' },
+    { label: 'vhostd blk', socket: join(dir, 'blk-nul'), device: 'blk', backend: 'null (no data touched)' },
+  );
+  const methods = (await rpc.call('rpc_get_methods')) as string[];
+  if (methods.includes('bdev_uring_create')) {
+    const file = join(tmpfsDir, `vhostd-bench-${process.pid}.img`);
+    writeFileSync(file, '');
+    truncateSync(file, sizeMiB * 1024 * 1024);
+    await rpc.call('bdev_uring_create', { name: 'ur', filename: file, block_size: 512 });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-ur', dev_name: 'ur' });
+    endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur'), device: 'blk', backend: 'uring, file on tmpfs' });
+  }
+  rpc.close();
+  const stop = stopper(proc, dir);
+  return { name: 'vhostd', pid: proc.pid!, endpoints, stop };
+}
+
+/** qemu-storage-daemon pinned to `cpu`: vhost-user-blk exports of null-co and an io_uring tmpfs file. */
+export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget | null> {
+  const bin = '/usr/bin/qemu-storage-daemon';
+  if (!existsSync(bin)) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'qsd-bench-'));
+  const file = join(tmpfsDir, `qsd-bench-${process.pid}.img`);
+  writeFileSync(file, '');
+  truncateSync(file, sizeMiB * 1024 * 1024);
+  const nul = join(dir, 'nul.sock');
+  const fil = join(dir, 'file.sock');
+  const proc = spawn(
+    'taskset',
+    [
+      '-c', String(cpu), bin,
+      '--blockdev', `driver=null-co,node-name=nul,size=${sizeMiB}M`,
+      '--blockdev', `driver=file,node-name=fil,filename=${file},aio=io_uring,cache.direct=off`,
+      '--export', `type=vhost-user-blk,id=e0,node-name=nul,addr.type=unix,addr.path=${nul},writable=on`,
+      '--export', `type=vhost-user-blk,id=e1,node-name=fil,addr.type=unix,addr.path=${fil},writable=on`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  await waitFor(fil, proc, () => err);
+  const stop = stopper(proc, dir);
+  return {
+    name: 'qemu-storage-daemon',
+    pid: proc.pid!,
+    endpoints: [
+      { label: 'qemu-storage-daemon blk', socket: nul, device: 'blk', backend: 'null-co (no data touched)' },
+      { label: 'qemu-storage-daemon blk', socket: fil, device: 'blk', backend: 'file on tmpfs, aio=io_uring' },
+    ],
+    async stop() {
+      await stop();
+      rmSync(file, { force: true });
+    },
+  };
+}
