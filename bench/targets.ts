@@ -100,7 +100,7 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
     'taskset',
     [
       '-c', String(cpu), bin,
-      '--blockdev', `driver=null-co,node-name=nul,size=${sizeMiB}M`,
+      '--blockdev', `driver=null-co,node-name=nul,size=${sizeMiB * 1024 * 1024}`,
       '--blockdev', `driver=file,node-name=fil,filename=${file},aio=io_uring,cache.direct=off`,
       '--export', `type=vhost-user-blk,id=e0,node-name=nul,addr.type=unix,addr.path=${nul},writable=on`,
       '--export', `type=vhost-user-blk,id=e1,node-name=fil,addr.type=unix,addr.path=${fil},writable=on`,

@@ -5,6 +5,8 @@ import { BdevError } from './bdev-error.ts';
 import { MallocChannel } from './modules/malloc-channel.ts';
 import type { MallocChannelSpec } from './modules/malloc.ts';
 import { NullChannel, type NullChannelSpec } from './modules/null.ts';
+import { UringChannel } from './modules/uring-channel.ts';
+import type { UringChannelSpec } from './modules/uring.ts';
 
 export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
   if (spec === null || typeof spec !== 'object' || typeof spec.name !== 'string') {
@@ -18,6 +20,8 @@ export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
       return new MallocChannel(spec as MallocChannelSpec);
     case 'null':
       return new NullChannel(spec as NullChannelSpec);
+    case 'uring':
+      return new UringChannel(spec as UringChannelSpec);
     default:
       throw new BdevError('BDEV_UNKNOWN_MODULE', `bdev '${spec.name}': no channel for module '${String(spec.module)}'`);
   }

@@ -90,7 +90,8 @@ export class VirtioDevice {
     this.releaseRetired();
   }
 
-  private inflightTotal(): number {
+  /** Requests popped and not completed, over all queues (running or stopping). */
+  inflightTotal(): number {
     let n = 0;
     for (const s of this.running) n += s.processor!.inflight();
     for (const s of this.slots) if (s.stopping && s.processor) n += s.processor.inflight();

@@ -161,6 +161,8 @@ export class ReactorLoop implements DeviceHost {
 
   private sleep(): void {
     const devices = this.deviceList;
+    // Requests waiting for bdev completions (io_uring) are reaped by polling: no sleeping then.
+    for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0) return;
     let arrived = false;
     for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
     if (!arrived) {

@@ -6,6 +6,7 @@ import { MALLOC_MODULE, MallocBdev } from '../bdev/modules/malloc.ts';
 import { NULL_MODULE, NullBdev } from '../bdev/modules/null.ts';
 import type { MethodTable } from './method-table.ts';
 import { bdevInfo } from './bdev-info.ts';
+import { registerUringMethods } from './uring-methods.ts';
 
 /** SPDK accepts metadata/DIF parameters; we only support "none" and refuse anything else clearly. */
 function checkNoMetadata(p: { md_size?: number; dif_type?: number }): void {
@@ -73,6 +74,8 @@ export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry): vo
     bdevs.unregister(p.name, NULL_MODULE);
     return true;
   });
+
+  registerUringMethods(table, bdevs);
 
   table.register('bdev_null_resize', (p) => {
     const bdev = bdevs.get(p.name);

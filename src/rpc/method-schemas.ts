@@ -77,6 +77,32 @@ export const METHOD_SCHEMAS = {
     ['vhostctl bdev_null_create --name n0 --num_blocks 2097152 --block_size 4096'],
   ),
   bdev_null_delete: method('bdev_null_delete', 'Delete a null bdev', z.strictObject({ name: z.string().describe('bdev name') })),
+  bdev_uring_create: method(
+    'bdev_uring_create',
+    'Create a bdev on a file or block device, driven through io_uring; returns its name',
+    z.strictObject({
+      name: z.string().describe('bdev name'),
+      filename: z.string().describe('path of a regular file or block device'),
+      block_size: uint32.optional().describe("block size in bytes (default: the device's logical block size, 512 for files)"),
+      uuid: z.string().optional().describe('UUID (default: random)'),
+    }),
+    ['vhostctl bdev_uring_create --name u0 --filename /var/lib/vhostd/disk0.img --block_size 4096'],
+  ),
+  bdev_uring_delete: method('bdev_uring_delete', 'Delete a uring bdev', z.strictObject({ name: z.string().describe('bdev name') })),
+  bdev_aio_create: method(
+    'bdev_aio_create',
+    'Create a bdev on a file or block device (SPDK aio; served by the io_uring engine here); returns its name',
+    z.strictObject({
+      name: z.string().describe('bdev name'),
+      filename: z.string().describe('path of a regular file or block device'),
+      block_size: uint32.optional().describe("block size in bytes (default: the device's logical block size, 512 for files)"),
+      readonly: z.boolean().optional().describe('open read-only; writes fail'),
+      fallocate: z.boolean().optional().describe('support unmap and write-zeroes through fallocate(2)'),
+      uuid: z.string().optional().describe('UUID (default: random)'),
+    }),
+    ['vhostctl bdev_aio_create --name a0 --filename /dev/sdb'],
+  ),
+  bdev_aio_delete: method('bdev_aio_delete', 'Delete an aio bdev', z.strictObject({ name: z.string().describe('bdev name') })),
   bdev_null_resize: method(
     'bdev_null_resize',
     'Resize a null bdev; attached VMs see the new capacity (virtio-blk config change, SCSI capacity-changed event)',

@@ -4,6 +4,7 @@ import type { Bdev } from '../bdev/bdev.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import { MallocBdev } from '../bdev/modules/malloc.ts';
 import { NullBdev } from '../bdev/modules/null.ts';
+import { AIO_MODULE, UringBdev } from '../bdev/modules/uring.ts';
 import type { VhostApi } from './vhost-api.ts';
 
 export interface ConfigCall {
@@ -56,6 +57,16 @@ export function bdevCreateCall(bdev: Bdev): ConfigCall | null {
         uuid: bdev.uuid,
       },
     };
+  }
+  if (bdev instanceof UringBdev) {
+    if (bdev.moduleName === AIO_MODULE) {
+      // As SPDK's bdev_aio_write_json_config: block_size only when it was given; plus the uuid.
+      const params: Record<string, unknown> = { name: bdev.name };
+      if (bdev.blockSizeOverride) params.block_size = bdev.blockSize;
+      Object.assign(params, { filename: bdev.filename, readonly: bdev.readonly, fallocate: bdev.fallocate, uuid: bdev.uuid });
+      return { method: 'bdev_aio_create', params };
+    }
+    return { method: 'bdev_uring_create', params: { name: bdev.name, block_size: bdev.blockSize, filename: bdev.filename, uuid: bdev.uuid } };
   }
   return null;
 }

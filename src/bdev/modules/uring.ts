@@ -1,0 +1,218 @@
+// The uring bdev (SPDK's bdev_uring, and bdev_aio under its own name): a regular file or a block
+// device. Creation (main thread) opens the path once to learn its size, block size and O_DIRECT
+// alignment and to probe hole punching; every reactor then opens its own fd and ring from
+// channelSpec() (UringChannel), so nothing here is shared between threads but the path.
+import type { Bdev, BdevChannelSpec, BdevIoTypes } from '../bdev.ts';
+import { BdevError } from '../bdev-error.ts';
+import { checkBdevName, checkBlockSize, normalizeUuid } from '../bdev-geometry.ts';
+import { componentLogger } from '../../log/logger.ts';
+import { closeFd } from '../../sys/fd.ts';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../sys/block-io-libc.ts';
+import { blockDeviceAttr, blockFileInfo, fallocateSync, openBlockFile, probeAlignedRead, type BlockFileInfo } from '../../sys/block-file.ts';
+
+export const URING_MODULE = 'uring';
+export const AIO_MODULE = 'aio';
+export const URING_PRODUCT_NAME = 'URING bdev';
+export const AIO_PRODUCT_NAME = 'AIO disk';
+/** Block size of a regular file when none is given (files have no logical block size). */
+export const URING_DEFAULT_FILE_BLOCK_SIZE = 512;
+
+export type UringFlavor = typeof URING_MODULE | typeof AIO_MODULE;
+
+export interface UringBdevOptions {
+  name: string;
+  /** Path of a regular file or a block device. */
+  filename: string;
+  /** Bytes; absent or 0: the device's logical block size (512 for a regular file). */
+  blockSize?: number;
+  readonly?: boolean;
+  uuid?: string;
+  /** Which SPDK module it stands for: bdev_uring_create (default) or bdev_aio_create. */
+  flavor?: UringFlavor;
+  /** aio's `fallocate`: unmap and write-zeroes through fallocate(2). Default: true for uring, false for aio (as SPDK). */
+  fallocate?: boolean;
+  /** Try O_DIRECT (default true); it is dropped, with a log line, when the file system or block size refuses it. */
+  direct?: boolean;
+}
+
+/** channelSpec() of a uring bdev: structured-cloneable; each channel opens `filename` itself. */
+export interface UringChannelSpec extends BdevChannelSpec {
+  module: 'uring';
+  filename: string;
+  /** What `filename` must still be (device + inode, or block device number): a replaced path is refused. */
+  identity: string;
+  readonly: boolean;
+  direct: boolean;
+  /** O_DIRECT: required alignment of each segment's address and length. 1 when buffered. */
+  memAlign: number;
+  lenAlign: number;
+  /** Unmap by punching holes (FALLOC_FL_PUNCH_HOLE). */
+  unmap: boolean;
+  /** Write-zeroes may try fallocate (ZERO_RANGE, then PUNCH_HOLE) before writing zeroes. */
+  fallocate: boolean;
+}
+
+const log = componentLogger('bdev_uring');
+
+interface DirectChoice {
+  direct: boolean;
+  memAlign: number;
+  lenAlign: number;
+  why: string;
+}
+
+/** Decides O_DIRECT and its alignment: statx's STATX_DIOALIGN when the kernel has it, else conservative guesses, then a real aligned read. */
+function chooseDirect(filename: string, info: BlockFileInfo, blockSize: number, readonly: boolean): DirectChoice {
+  let memAlign: number;
+  let lenAlign: number;
+  if (info.dioAlignKnown) {
+    if (info.dioOffsetAlign === 0) return { direct: false, memAlign: 1, lenAlign: 1, why: 'the file system does not support O_DIRECT' };
+    memAlign = info.dioMemAlign;
+    lenAlign = info.dioOffsetAlign;
+  } else if (info.kind === 'block') {
+    const dma = blockDeviceAttr(info.rdev, 'queue/dma_alignment') ?? blockDeviceAttr(info.rdev, '../queue/dma_alignment');
+    lenAlign = info.logicalBlockSize;
+    memAlign = dma !== undefined && dma >= 0 ? Math.max(dma + 1, 1) : info.logicalBlockSize;
+  } else {
+    // Older kernels demand address and length aligned to the device's logical block size, unknown here.
+    memAlign = lenAlign = blockSize;
+  }
+  if (blockSize % lenAlign !== 0) {
+    return { direct: false, memAlign: 1, lenAlign: 1, why: `block size ${blockSize} is not a multiple of the O_DIRECT alignment ${lenAlign}` };
+  }
+  let fd = -1;
+  try {
+    fd = openBlockFile(filename, { readonly, direct: true });
+  } catch (e) {
+    return { direct: false, memAlign: 1, lenAlign: 1, why: `open with O_DIRECT failed: ${(e as Error).message}` };
+  }
+  try {
+    const r = probeAlignedRead(fd, blockSize);
+    if (r < 0) return { direct: false, memAlign: 1, lenAlign: 1, why: `an aligned O_DIRECT read of ${blockSize} bytes failed (errno ${-r})` };
+  } finally {
+    closeFd(fd);
+  }
+  return { direct: true, memAlign, lenAlign, why: '' };
+}
+
+/** Can unmap punch holes? Files: try a punch past the end (changes nothing). Block devices: needs write-zeroes with unmap. */
+function probeUnmap(fd: number, info: BlockFileInfo, blockSize: number): boolean {
+  if (info.kind === 'file') return fallocateSync(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, info.size, blockSize) === 0;
+  const wz = blockDeviceAttr(info.rdev, 'queue/write_zeroes_max_bytes') ?? blockDeviceAttr(info.rdev, '../queue/write_zeroes_max_bytes');
+  return wz !== undefined && wz > 0;
+}
+
+export class UringBdev implements Bdev {
+  readonly name: string;
+  readonly aliases: string[] = [];
+  readonly uuid: string;
+  readonly productName: string;
+  readonly moduleName: UringFlavor;
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  readonly ioTypes: BdevIoTypes;
+  /** The page cache or the device may hold written data until a flush (fsync). */
+  readonly writeCache = true;
+  readonly unmapReadsZero: boolean;
+  readonly optimalIoBoundary = 0;
+  claimedBy: string | null = null;
+  readonly filename: string;
+  readonly readonly: boolean;
+  /** block_size was given explicitly (SPDK's block_size_override). */
+  readonly blockSizeOverride: boolean;
+  readonly fallocate: boolean;
+  readonly direct: boolean;
+  readonly isBlockDevice: boolean;
+  readonly physicalBlockSize: number;
+  #spec: UringChannelSpec | null;
+
+  constructor(opts: UringBdevOptions) {
+    checkBdevName(opts.name);
+    const flavor = opts.flavor ?? URING_MODULE;
+    if (flavor !== URING_MODULE && flavor !== AIO_MODULE) throw new BdevError('BDEV_INVALID_PARAM', `unknown file bdev flavor '${String(flavor)}'`);
+    if (typeof opts.filename !== 'string' || opts.filename.length === 0 || opts.filename.includes('\0')) {
+      throw new BdevError('BDEV_INVALID_PARAM', `filename must be a non-empty path (got ${JSON.stringify(opts.filename)})`);
+    }
+    const readonly = opts.readonly ?? false;
+    const fallocate = opts.fallocate ?? flavor === URING_MODULE;
+    const fd = openBlockFile(opts.filename, { readonly, direct: false });
+    let info: BlockFileInfo;
+    let unmap = false;
+    let blockSize: number;
+    try {
+      info = blockFileInfo(fd);
+      if (info.kind === 'other') throw new BdevError('BDEV_INVALID_PARAM', `'${opts.filename}' is neither a regular file nor a block device`);
+      const detected = info.logicalBlockSize;
+      if (opts.blockSize) {
+        blockSize = opts.blockSize;
+        checkBlockSize(blockSize);
+        if ((blockSize & (blockSize - 1)) !== 0) throw new BdevError('BDEV_INVALID_PARAM', `block_size ${blockSize} is not a power of two`);
+        if (blockSize < detected) {
+          throw new BdevError('BDEV_INVALID_PARAM', `block_size ${blockSize} is smaller than the device's logical block size ${detected}`);
+        }
+      } else {
+        blockSize = detected || URING_DEFAULT_FILE_BLOCK_SIZE;
+      }
+      if (info.size === 0) throw new BdevError('BDEV_INVALID_PARAM', `'${opts.filename}' is empty`);
+      if (info.size % blockSize !== 0) {
+        throw new BdevError('BDEV_INVALID_PARAM', `size of '${opts.filename}' (${info.size} bytes) is not a multiple of block size ${blockSize}`);
+      }
+      if (!Number.isSafeInteger(info.size)) throw new BdevError('BDEV_INVALID_PARAM', `'${opts.filename}' is too large (${info.size} bytes)`);
+      unmap = !readonly && fallocate && probeUnmap(fd, info, blockSize);
+    } finally {
+      closeFd(fd);
+    }
+    const choice: DirectChoice =
+      opts.direct === false ? { direct: false, memAlign: 1, lenAlign: 1, why: 'direct=false' } : chooseDirect(opts.filename, info, blockSize, readonly);
+    if (!choice.direct && opts.direct !== false) {
+      log.info({ bdev: opts.name, filename: opts.filename, reason: choice.why }, 'O_DIRECT not usable: buffered I/O through the page cache');
+    }
+    this.name = opts.name;
+    this.uuid = normalizeUuid(opts.uuid);
+    this.moduleName = flavor;
+    this.productName = flavor === AIO_MODULE ? AIO_PRODUCT_NAME : URING_PRODUCT_NAME;
+    this.filename = opts.filename;
+    this.readonly = readonly;
+    this.blockSizeOverride = !!opts.blockSize;
+    this.fallocate = fallocate;
+    this.blockSize = blockSize;
+    this.numBlocks = info.size / blockSize;
+    this.direct = choice.direct;
+    this.isBlockDevice = info.kind === 'block';
+    this.physicalBlockSize = Math.max(info.physicalBlockSize, blockSize);
+    this.unmapReadsZero = unmap;
+    this.ioTypes = { read: true, write: !readonly, flush: true, unmap, write_zeroes: !readonly, reset: true };
+    this.#spec = {
+      module: 'uring',
+      name: this.name,
+      blockSize,
+      numBlocks: this.numBlocks,
+      filename: this.filename,
+      identity: info.identity,
+      readonly,
+      direct: choice.direct,
+      memAlign: choice.memAlign,
+      lenAlign: choice.lenAlign,
+      unmap,
+      fallocate,
+    };
+  }
+
+  channelSpec(): UringChannelSpec {
+    if (!this.#spec) throw new BdevError('BDEV_NOT_FOUND', `${this.moduleName} bdev '${this.name}' was destroyed`);
+    return { ...this.#spec };
+  }
+
+  /** As SPDK's dump_info_json: {"uring": {filename}} or {"aio": {filename, block_size_override, readonly, fallocate}}. */
+  driverSpecific(): Record<string, unknown> {
+    if (this.moduleName === AIO_MODULE) {
+      return { aio: { filename: this.filename, block_size_override: this.blockSizeOverride, readonly: this.readonly, fallocate: this.fallocate } };
+    }
+    return { uring: { filename: this.filename } };
+  }
+
+  /** Nothing is held open here: each channel owns its fd and ring and closes them itself. */
+  destroy(): void {
+    this.#spec = null;
+  }
+}
