@@ -198,3 +198,25 @@ test('packed rings: I/O works; a hostile descriptor breaks only that queue', asy
     await again.close();
   }
 });
+
+test('SET_CONFIG toggles writeback (CONFIG_WCE); other config writes are refused; delete frees the bdev', async () => {
+  await d.call('bdev_malloc_create', { name: 'wb', num_blocks: 2048, block_size: 512 });
+  await d.call('vhost_create_blk_controller', { ctrlr: 'bwb', dev_name: 'wb' });
+  const a = await attach('bwb');
+  try {
+    const client = a.c.session.client;
+    assert.equal((await client.getConfig(32, 1))[0], 0);
+    await client.setConfig(32, new Uint8Array([1]), 0, { needReply: true });
+    assert.equal((await client.getConfig(32, 1))[0], 1);
+    await assert.rejects(client.setConfig(0, new Uint8Array(8), 0, { needReply: true })); // capacity is not writable
+    assert.equal((await a.c.driver.write(0, new Uint8Array(512).fill(7))).status, S_OK);
+    assert.equal((await a.c.driver.flush()).status, S_OK);
+  } finally {
+    await a.close();
+  }
+  await assert.rejects(d.call('bdev_malloc_delete', { name: 'wb' }), /busy|claimed/i);
+  await d.call('vhost_delete_controller', { ctrlr: 'bwb' });
+  const ctrls = (await d.call('vhost_get_controllers')) as { ctrlr: string }[];
+  assert.equal(ctrls.some((c) => c.ctrlr === 'bwb'), false);
+  await d.call('bdev_malloc_delete', { name: 'wb' });
+});
