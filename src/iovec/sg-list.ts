@@ -2,6 +2,8 @@
 // Entries reference a region's Uint8Array plus an offset and length, so nothing is allocated per I/O.
 
 const EMPTY = new Uint8Array(0);
+/** Below this, copy byte by byte: a subarray() view per copy would allocate per request. */
+const SMALL_COPY = 128;
 
 export class SgList {
   readonly capacity: number;
@@ -52,7 +54,11 @@ export class SgList {
       }
       const n = Math.min(l - skip, len - done);
       const o = this.offsets[i] + skip;
-      dst.set(this.bufs[i].subarray(o, o + n), dstOffset + done);
+      const b = this.bufs[i];
+      if (n <= SMALL_COPY) {
+        const d = dstOffset + done;
+        for (let k = 0; k < n; k++) dst[d + k] = b[o + k];
+      } else dst.set(b.subarray(o, o + n), dstOffset + done);
       done += n;
       skip = 0;
     }
@@ -71,7 +77,11 @@ export class SgList {
       }
       const n = Math.min(l - skip, len - done);
       const o = this.offsets[i] + skip;
-      this.bufs[i].set(src.subarray(srcOffset + done, srcOffset + done + n), o);
+      const b = this.bufs[i];
+      if (n <= SMALL_COPY) {
+        const sOff = srcOffset + done;
+        for (let k = 0; k < n; k++) b[o + k] = src[sOff + k];
+      } else b.set(src.subarray(srcOffset + done, srcOffset + done + n), o);
       done += n;
       skip = 0;
     }
