@@ -89,6 +89,7 @@ export class BlkController extends VhostController {
         method: 'vhost_create_blk_controller',
         params: { ctrlr: this.name, dev_name: this.bdevName, readonly: this.readOnly, packed_ring: this.packedRing, cpumask: formatCpumask(this.cpus) },
       },
+      ...this.coalescingCall(),
     ];
   }
 

@@ -101,6 +101,16 @@ export class ControllerRegistry implements VhostApi {
     return [...this.controllers.values()].map((c) => c.info());
   }
 
+  async setCoalescing(ctrlr: string, delayBaseUs: number, iopsThreshold: number): Promise<void> {
+    if (!Number.isInteger(delayBaseUs) || delayBaseUs < 0 || delayBaseUs > 1_000_000) {
+      throw new ControllerError('BAD_COALESCING', EINVAL, `delay_base_us ${delayBaseUs}: an integer 0..1000000 (0 = off)`);
+    }
+    if (!Number.isInteger(iopsThreshold) || iopsThreshold < 1) {
+      throw new ControllerError('BAD_COALESCING', EINVAL, `iops_threshold ${iopsThreshold}: a positive integer`);
+    }
+    await this.get(ctrlr).setCoalescing(delayBaseUs, iopsThreshold);
+  }
+
   async deleteController(ctrlr: string): Promise<void> {
     const c = this.get(ctrlr);
     const busy = c.inUse();

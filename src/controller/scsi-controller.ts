@@ -105,7 +105,7 @@ export class ScsiController extends VhostController {
     for (const t of [...this.targets.values()].sort((a, b) => a.num - b.num)) {
       calls.push({ method: 'vhost_scsi_controller_add_target', params: { ctrlr: this.name, scsi_target_num: t.num, bdev_name: t.bdev.name } });
     }
-    return calls;
+    return [...calls, ...this.coalescingCall()];
   }
 
   override deviceFeatures(): bigint {

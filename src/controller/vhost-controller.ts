@@ -31,6 +31,8 @@ export class VhostController implements VhostUserDevice {
   protected readonly server: VhostUserServer;
   protected readonly runningRings = new Set<number>();
   private sessionConnected = false;
+  private delayBaseUs = 0;
+  private iopsThreshold = 60000;
 
   constructor(kind: 'scsi' | 'blk', name: string, socketPath: string, cpus: number[], reactors: ReactorHandle[], bdevs: BdevRegistry, logger: Logger) {
     this.kind = kind;
@@ -73,6 +75,19 @@ export class VhostController implements VhostUserDevice {
     return true;
   }
 
+  /** vhost_controller_set_coalescing (SPDK): applies to every queue of the controller. */
+  async setCoalescing(delayBaseUs: number, iopsThreshold: number): Promise<void> {
+    await this.broadcast({ op: 'device.coalescing', deviceId: this.deviceId, delayBaseUs, iopsThreshold });
+    this.delayBaseUs = delayBaseUs;
+    this.iopsThreshold = iopsThreshold;
+  }
+
+  /** The coalescing call for save_config, when it differs from the default. */
+  protected coalescingCall(): ConfigCall[] {
+    if (this.delayBaseUs === 0) return [];
+    return [{ method: 'vhost_controller_set_coalescing', params: { ctrlr: this.name, delay_base_us: this.delayBaseUs, iops_threshold: this.iopsThreshold } }];
+  }
+
   /** Sends a command to every reactor holding the device. */
   protected async broadcast(cmd: ReactorCommand): Promise<void> {
     await Promise.all(this.reactors.map((r) => r.request(cmd)));
@@ -111,8 +126,8 @@ export class VhostController implements VhostUserDevice {
     return {
       ctrlr: this.name,
       cpumask: formatCpumask(this.cpus),
-      delay_base_us: 0,
-      iops_threshold: 60000,
+      delay_base_us: this.delayBaseUs,
+      iops_threshold: this.iopsThreshold,
       socket: this.socketPath,
       sessions: this.sessionConnected
         ? [{ vid: this.deviceId, id: 0, name: `${this.name}s0`, started: this.runningRings.size > 0 }]

@@ -10,6 +10,8 @@ import type { VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
 import type { GuestMemory } from '../virtio/guest-memory.ts';
 import type { QueueProcessor, VirtioDeviceModel } from './queue-processor.ts';
 import { DeviceError } from './device-error.ts';
+import { InterruptCoalescer } from './interrupt-coalescer.ts';
+import { performance } from 'node:perf_hooks';
 
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from '../virtio/virtio-constants.ts';
 
@@ -53,6 +55,7 @@ export class VirtioDevice {
   private retired: MappedGuestMemory[] = [];
   readonly slots: QueueSlot[] = [];
   private running: QueueSlot[] = [];
+  private readonly coalescer = new InterruptCoalescer(MAX_QUEUES);
   private features = 0n;
 
   constructor(id: number, name: string, model: VirtioDeviceModel, host: DeviceHost) {
@@ -189,12 +192,35 @@ export class VirtioDevice {
   /** Marks a queue as having used elements to publish (called by processors on completion). */
   markDirty(index: number): void {
     this.slots[index].dirty = true;
+    this.coalescer.completed(index);
+  }
+
+  /** vhost_controller_set_coalescing: delay_base_us 0 turns coalescing off. */
+  setCoalescing(delayBaseUs: number, iopsThreshold: number): void {
+    this.coalescer.configure(delayBaseUs, iopsThreshold);
+  }
+
+  /** Deferred guest notifications are owed: the reactor must not sleep past them. */
+  hasPendingSignals(): boolean {
+    return this.coalescer.hasPending();
   }
 
   private flushSlot(slot: QueueSlot): void {
     if (!slot.dirty || !slot.vq) return;
     slot.dirty = false;
-    if (slot.vq.flushUsed() && slot.callFd >= 0) eventfdSignal(slot.callFd);
+    if (!slot.vq.flushUsed() || slot.callFd < 0) return;
+    if (!this.coalescer.enabled || this.coalescer.signalNow(slot.index, performance.now())) eventfdSignal(slot.callFd);
+  }
+
+  /** Sends coalesced notifications whose delay has passed. */
+  private signalDue(): void {
+    const now = performance.now();
+    if (!this.coalescer.tick(now)) return;
+    const running = this.running;
+    for (let i = 0; i < running.length; i++) {
+      const slot = running[i];
+      if (this.coalescer.due(slot.index, now) && this.coalescer.signalNow(slot.index, now) && slot.callFd >= 0) eventfdSignal(slot.callFd);
+    }
   }
 
   private failQueue(slot: QueueSlot, code: string, message: string): void {
@@ -220,6 +246,7 @@ export class VirtioDevice {
     this.model.afterPoll();
     for (let i = 0; i < running.length; i++) this.flushSlot(running[i]);
     for (let i = 0; i < this.slots.length; i++) if (this.slots[i].stopping) this.flushSlot(this.slots[i]);
+    if (this.coalescer.enabled) this.signalDue();
     if (this.retired.length > 0) this.releaseRetired();
     return work;
   }

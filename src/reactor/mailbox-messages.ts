@@ -37,6 +37,7 @@ export type ReactorCommand =
   | { op: 'device.features'; deviceId: number; features: bigint }
   | { op: 'device.memory'; deviceId: number; regions: VhostUserRegion[] }
   | { op: 'device.reset'; deviceId: number }
+  | { op: 'device.coalescing'; deviceId: number; delayBaseUs: number; iopsThreshold: number }
   | { op: 'device.disconnect'; deviceId: number }
   | { op: 'ring.start'; deviceId: number; setup: VringSetup }
   | { op: 'ring.stop'; deviceId: number; index: number }

@@ -117,6 +117,9 @@ export class ReactorLoop implements DeviceHost {
         this.pendingStops.push({ seq, device: dev, index: cmd.index });
         return null;
       }
+      case 'device.coalescing':
+        this.device(cmd.deviceId).setCoalescing(cmd.delayBaseUs, cmd.iopsThreshold);
+        return 0;
       case 'ring.call':
         this.device(cmd.deviceId).setCallFd(cmd.index, cmd.fd);
         return 0;
@@ -162,7 +165,7 @@ export class ReactorLoop implements DeviceHost {
   private sleep(): void {
     const devices = this.deviceList;
     // Requests waiting for bdev completions (io_uring) are reaped by polling: no sleeping then.
-    for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0) return;
+    for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0 || devices[i].hasPendingSignals()) return;
     let arrived = false;
     for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
     if (!arrived) {

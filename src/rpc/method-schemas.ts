@@ -141,6 +141,16 @@ export const METHOD_SCHEMAS = {
     }),
     ['vhostctl vhost_create_blk_controller --ctrlr vhost.1 --dev_name m0', 'vhostctl vhost_create_blk_controller --ctrlr ro.0 --dev_name m0 --readonly true'],
   ),
+  vhost_controller_set_coalescing: method(
+    'vhost_controller_set_coalescing',
+    'Coalesce guest interrupts of a controller: above iops_threshold per queue, at most one per delay_base_us',
+    z.strictObject({
+      ctrlr: z.string().describe('controller name'),
+      delay_base_us: uint64.describe('minimum microseconds between interrupts of a busy queue (0 = off)'),
+      iops_threshold: uint64.describe('per-queue IOPS above which coalescing applies'),
+    }),
+    ['vhostctl vhost_controller_set_coalescing --ctrlr vhost.0 --delay_base_us 50 --iops_threshold 60000'],
+  ),
   vhost_scsi_controller_add_target: method(
     'vhost_scsi_controller_add_target',
     'Attach a bdev as LUN 0 of a SCSI target; returns the target number',

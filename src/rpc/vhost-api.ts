@@ -27,6 +27,7 @@ export interface VhostApi {
   addScsiTarget(ctrlr: string, scsiTargetNum: number, bdevName: string): Promise<number>;
   removeScsiTarget(ctrlr: string, scsiTargetNum: number): Promise<void>;
   getControllers(name?: string): ControllerInfo[];
+  setCoalescing(ctrlr: string, delayBaseUs: number, iopsThreshold: number): Promise<void>;
   deleteController(ctrlr: string): Promise<void>;
   /** Config for save_config: list of {method, params} that recreate the controllers. */
   configCalls(): { method: string; params: Record<string, unknown> }[];

@@ -32,6 +32,15 @@ export function registerVhostMethods(table: MethodTable, vhost: VhostApi): void 
   );
 
   table.register(
+    'vhost_controller_set_coalescing',
+    async (p) => {
+      await vhost.setCoalescing(p.ctrlr, p.delay_base_us, p.iops_threshold);
+      return true;
+    },
+    'invalid-params',
+  );
+
+  table.register(
     'vhost_scsi_controller_add_target',
     (p) => vhost.addScsiTarget(p.ctrlr, p.scsi_target_num, p.bdev_name),
     'invalid-params',

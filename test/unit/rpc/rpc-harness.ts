@@ -37,6 +37,13 @@ export class FakeVhostApi implements VhostApi {
     this.blk.set(ctrlr, { devName, readonly: opts.readonly });
   }
 
+  readonly coalescing = new Map<string, [number, number]>();
+
+  async setCoalescing(ctrlr: string, delayBaseUs: number, iopsThreshold: number): Promise<void> {
+    this.#get(ctrlr);
+    this.coalescing.set(ctrlr, [delayBaseUs, iopsThreshold]);
+  }
+
   #get(ctrlr: string) {
     const c = this.ctrlrs.get(ctrlr);
     // No errno: the RPC layer maps the code by its suffix.
