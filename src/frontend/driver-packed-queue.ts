@@ -305,32 +305,38 @@ export class DriverPackedQueue implements DriverQueue {
     if (this.broken) throw this.broken;
     const u16 = this.u16;
     let n = 0;
-    while (this.inFlightCount > 0 || n === 0) {
-      const slot = this.lastUsed;
-      const flags = Atomics.load(u16, this.descU16 + 8 * slot + 7);
-      const used = (flags & AVAIL_USED) === (this.usedWrap ? AVAIL_USED : 0);
-      if (!used) break;
-      const id = u16[this.descU16 + 8 * slot + 6];
-      const len = this.u32[this.descU32 + 4 * slot + 2];
-      if (id >= this.size || this.inFlightFlag[id] === 0) {
-        return this.fail('BAD_USED_ID', `used descriptor in slot ${slot} names buffer id ${id}, which is not in flight`);
+    for (;;) {
+      while (this.inFlightCount > 0 || n === 0) {
+        const slot = this.lastUsed;
+        const flags = Atomics.load(u16, this.descU16 + 8 * slot + 7);
+        const used = (flags & AVAIL_USED) === (this.usedWrap ? AVAIL_USED : 0);
+        if (!used) break;
+        const id = u16[this.descU16 + 8 * slot + 6];
+        const len = this.u32[this.descU32 + 4 * slot + 2];
+        if (id >= this.size || this.inFlightFlag[id] === 0) {
+          return this.fail('BAD_USED_ID', `used descriptor in slot ${slot} names buffer id ${id}, which is not in flight`);
+        }
+        if (len > this.writable[id]) {
+          return this.fail('USED_LEN_TOO_LARGE', `used descriptor for buffer id ${id} reports ${len} bytes written, buffer has ${this.writable[id]} writable`);
+        }
+        this.completedTokens[n] = this.tokens[id];
+        this.completedLens[n] = len;
+        n++;
+        this.lastUsed += this.descCount[id];
+        if (this.lastUsed >= this.size) {
+          this.lastUsed -= this.size;
+          this.usedWrap ^= 1;
+        }
+        this.release(id);
       }
-      if (len > this.writable[id]) {
-        return this.fail('USED_LEN_TOO_LARGE', `used descriptor for buffer id ${id} reports ${len} bytes written, buffer has ${this.writable[id]} writable`);
-      }
-      this.completedTokens[n] = this.tokens[id];
-      this.completedLens[n] = len;
-      n++;
-      this.lastUsed += this.descCount[id];
-      if (this.lastUsed >= this.size) {
-        this.lastUsed -= this.size;
-        this.usedWrap ^= 1;
-      }
-      this.release(id);
+      // With EVENT_IDX, ask for the next interrupt at the slot after what we have consumed.
+      if (!(n > 0 && this.eventIdx && this.callbacksOn)) return n;
+      Atomics.store(u16, this.driverEventI, this.usedOffWrap());
+      // Look again after asking for the next interrupt: a descriptor used before the event offset was
+      // written was judged against the old one and will not be signalled.
+      const next = Atomics.load(u16, this.descU16 + 8 * this.lastUsed + 7);
+      if ((next & AVAIL_USED) !== (this.usedWrap ? AVAIL_USED : 0) || this.inFlightCount === 0) return n;
     }
-    // With EVENT_IDX, ask for the next interrupt at the slot after what we have consumed.
-    if (n > 0 && this.eventIdx && this.callbacksOn) Atomics.store(u16, this.driverEventI, this.usedOffWrap());
-    return n;
   }
 
   private usedOffWrap(): number {

@@ -275,31 +275,38 @@ export class DriverSplitQueue implements DriverQueue {
    */
   pollUsed(): number {
     if (this.broken) throw this.broken;
-    const usedIdx = Atomics.load(this.u16, this.usedIdxI);
-    const n = (usedIdx - this.lastUsed) & 0xffff;
-    if (n === 0) return 0;
-    if (n > this.inFlightCount) {
-      return this.fail('USED_IDX_JUMP', `used.idx moved from ${this.lastUsed} to ${usedIdx} with only ${this.inFlightCount} chains in flight`);
-    }
-    const u32 = this.u32;
-    for (let k = 0; k < n; k++) {
-      const e = this.usedRingU32 + 2 * ((this.lastUsed + k) & this.mask);
-      const id = u32[e];
-      const len = u32[e + 1];
-      if (id >= this.size || this.inFlightFlag[id] === 0) {
-        return this.fail('BAD_USED_ID', `used entry ${(this.lastUsed + k) & 0xffff} names id ${id}, which is not an in-flight head`);
+    let total = 0;
+    for (;;) {
+      const usedIdx = Atomics.load(this.u16, this.usedIdxI);
+      const n = (usedIdx - this.lastUsed) & 0xffff;
+      if (n === 0) return total;
+      if (n > this.inFlightCount) {
+        return this.fail('USED_IDX_JUMP', `used.idx moved from ${this.lastUsed} to ${usedIdx} with only ${this.inFlightCount} chains in flight`);
       }
-      if (len > this.writable[id]) {
-        return this.fail('USED_LEN_TOO_LARGE', `used entry for head ${id} reports ${len} bytes written, chain has ${this.writable[id]} writable`);
+      const u32 = this.u32;
+      for (let k = 0; k < n; k++) {
+        const e = this.usedRingU32 + 2 * ((this.lastUsed + k) & this.mask);
+        const id = u32[e];
+        const len = u32[e + 1];
+        if (id >= this.size || this.inFlightFlag[id] === 0) {
+          return this.fail('BAD_USED_ID', `used entry ${(this.lastUsed + k) & 0xffff} names id ${id}, which is not an in-flight head`);
+        }
+        if (len > this.writable[id]) {
+          return this.fail('USED_LEN_TOO_LARGE', `used entry for head ${id} reports ${len} bytes written, chain has ${this.writable[id]} writable`);
+        }
+        this.completedTokens[total + k] = this.tokens[id];
+        this.completedLens[total + k] = len;
+        this.release(id);
       }
-      this.completedTokens[k] = this.tokens[id];
-      this.completedLens[k] = len;
-      this.release(id);
+      total += n;
+      this.lastUsed = usedIdx;
+      if (!(this.eventIdx && this.callbacksOn)) return total;
+      // Ask for the next interrupt right after what was consumed, then look again: a completion
+      // published before used_event was written was judged against the old used_event and will
+      // not be signalled (the re-check of Linux's virtqueue_enable_cb).
+      Atomics.store(this.u16, this.usedEventI, usedIdx);
+      if (Atomics.load(this.u16, this.usedIdxI) === usedIdx) return total;
     }
-    this.lastUsed = usedIdx;
-    // With EVENT_IDX, ask for the next interrupt right after what we have consumed.
-    if (this.eventIdx && this.callbacksOn) Atomics.store(this.u16, this.usedEventI, usedIdx);
-    return n;
   }
 
   private release(head: number): void {
