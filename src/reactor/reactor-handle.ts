@@ -46,7 +46,7 @@ export class ReactorHandle {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
-      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, port: port2 },
+      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, port: port2, logLevel: opts.logger.level },
       transferList: [port2],
       name: `reactor-${opts.index}`,
     });

@@ -2,10 +2,12 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { pinCurrentThread } from '../sys/affinity.ts';
 import { ReactorLoop } from './reactor-loop.ts';
-import { componentLogger } from '../log/logger.ts';
+import { componentLogger, setLogLevel } from '../log/logger.ts';
 import type { PollMode } from './poll-mode.ts';
 
-const data = workerData as { index: number; cpu: number; pollMode: PollMode; wakeFd: number; port: MessagePort };
+const data = workerData as { index: number; cpu: number; pollMode: PollMode; wakeFd: number; port: MessagePort; logLevel: string };
+// The daemon's --log-level applies to its reactor threads too.
+setLogLevel(data.logLevel);
 const log = componentLogger('reactor', { reactor: data.index });
 if (data.cpu >= 0) {
   try {
