@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
 import { validateJob, type BenchJob, type RwMode } from '../src/bench/bench-job.ts';
 import { startQsd, startVhostd, type Endpoint, type RunningTarget } from './targets.ts';
+import { measureAdaptive, type AdaptiveFigures } from './adaptive-idle.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -99,12 +100,33 @@ async function main(): Promise<void> {
       await t.stop();
     }
   }
+  // Adaptive polling: a separate vhostd in --poll-mode adaptive, null bdev, one I/O at a time.
+  let adaptive: AdaptiveFigures | null = null;
+  if (!args.only || 'adaptive'.includes(args.only)) {
+    const a = await startVhostd(targetCpu, 'adaptive', tmpfs, 64);
+    try {
+      adaptive = await measureAdaptive(a, a.endpoints.find((e) => e.backend.startsWith('null'))!.socket, generatorCpu);
+    } finally {
+      await a.stop();
+    }
+    process.stdout.write(`adaptive: ${JSON.stringify(adaptive)}\n`);
+  }
+  const adaptiveText = adaptive
+    ? [
+        '',
+        `Adaptive polling (vhostd --poll-mode adaptive, blk on the null bdev, one 4 KiB read at a time, generator polling with interrupts off):`,
+        `reactor CPU during 1 s of idle after 1 s of idle: ${adaptive.idleReactorCpuPct.toFixed(2)}% of a core (worst of 3);`,
+        `first I/O after idle (the reactor sleeps in epoll and wakes on the kick): ${adaptive.firstIoAfterIdleUs.map((u) => u.toFixed(1)).join(', ')} us;`,
+        `while busy: ${adaptive.busyIoUs.toFixed(1)} us per I/O.`,
+      ]
+    : [];
   const section = [
     `Run ${started.toISOString()} on ${machine()}.`,
     `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
     `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB.`,
     '',
     table(),
+    ...adaptiveText,
   ].join('\n');
   mkdirSync(join(ROOT, 'build/bench'), { recursive: true });
   const json = join(ROOT, 'build/bench', `results-${started.toISOString().replace(/[:.]/g, '-')}.json`);
