@@ -7,7 +7,7 @@ import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
 import { validateJob, type BenchJob, type RwMode } from '../src/bench/bench-job.ts';
-import { startQsd, startVhostd, type Endpoint, type RunningTarget } from './targets.ts';
+import { startQsd, startSpdk, startVhostd, type Endpoint, type RunningTarget } from './targets.ts';
 import { measureAdaptive, type AdaptiveFigures } from './adaptive-idle.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   const targets: (() => Promise<RunningTarget | null>)[] = [
     () => startVhostd(targetCpu, String(args['poll-mode']), tmpfs, 1024),
     () => startQsd(targetCpu, tmpfs, 1024),
+    () => startSpdk(targetCpu, 1024),
   ];
   for (const start of targets) {
     const t = await start();

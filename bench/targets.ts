@@ -1,6 +1,6 @@
 // Targets of the benchmark matrix: vhostd (this checkout) and qemu-storage-daemon, each started
 // pinned to the target CPU, each exposing sockets the load generator attaches to.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,5 +122,50 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
       await stop();
       rmSync(file, { force: true });
     },
+  };
+}
+
+/**
+ * SPDK's vhost target, when built (../shared/tools/build-spdk.sh; SPDK_DIR or /tmp/spdk/src),
+ * pinned to `cpu`, configured with the same JSON-RPC method names vhostd implements.
+ */
+export async function startSpdk(cpu: number, sizeMiB: number): Promise<RunningTarget | null> {
+  const base = process.env.SPDK_DIR ?? '/tmp/spdk/src';
+  const bin = join(base, 'build/bin/vhost');
+  if (!existsSync(bin)) return null;
+  // SPDK needs hugepages (as root: reserve and mount them once).
+  spawnSync('sh', ['-c', 'echo 2048 > /proc/sys/vm/nr_hugepages; mountpoint -q /dev/hugepages || (mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages)']);
+  const dir = mkdtempSync(join(tmpdir(), 'spdk-bench-'));
+  const rpcPath = join(dir, 'spdk.sock');
+  const proc = spawn(bin, ['-m', `0x${(1 << cpu).toString(16)}`, '-s', '3072', '-S', dir, '-r', rpcPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LD_LIBRARY_PATH: `${join(base, 'build/lib')}:${join(base, 'isa-l/.libs')}` },
+  });
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  await waitFor(rpcPath, proc, () => err);
+  const rpc = await RpcClient.connect(rpcPath);
+  try {
+    await rpc.call('framework_wait_init').catch(() => {});
+    const blocks = (sizeMiB * 1024 * 1024) / 512;
+    await rpc.call('bdev_malloc_create', { name: 'mal', num_blocks: blocks, block_size: 512 });
+    await rpc.call('bdev_malloc_create', { name: 'mal2', num_blocks: blocks, block_size: 512 });
+    await rpc.call('bdev_null_create', { name: 'nul', num_blocks: blocks, block_size: 512 });
+    await rpc.call('vhost_create_scsi_controller', { ctrlr: 'scsi-mal' });
+    await rpc.call('vhost_scsi_controller_add_target', { ctrlr: 'scsi-mal', scsi_target_num: 0, bdev_name: 'mal' });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-mal', dev_name: 'mal2' });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nul', dev_name: 'nul' });
+  } finally {
+    rpc.close();
+  }
+  return {
+    name: 'spdk',
+    pid: proc.pid!,
+    endpoints: [
+      { label: 'SPDK vhost scsi', socket: join(dir, 'scsi-mal'), device: 'scsi', backend: 'malloc (RAM)' },
+      { label: 'SPDK vhost blk', socket: join(dir, 'blk-mal'), device: 'blk', backend: 'malloc (RAM)' },
+      { label: 'SPDK vhost blk', socket: join(dir, 'blk-nul'), device: 'blk', backend: 'null (no data touched)' },
+    ],
+    stop: stopper(proc, dir),
   };
 }
