@@ -50,6 +50,8 @@ interface Row {
 const targetCpu = Number(args['target-cpu']);
 const generatorCpu = Number(args['generator-cpu']);
 const tmpfs = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
+// Guest memory on huge pages for every target (as VMs with hugetlbfs; SPDK requires it), when they can be reserved.
+const hugepages = reserveHugepages(2048);
 const rows: Row[] = [];
 
 async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
@@ -58,7 +60,7 @@ async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
     const job: BenchJob = validateJob({
       socket: e.socket, device: e.device, rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
       queueSize: 256, runtime: Number(args.runtime), ramp: Number(args.ramp), size: 0, verify: false,
-      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid,
+      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid, hugepages,
     });
     const r = await runBench(job);
     rows.push({ target: e.label, backend: e.backend, device: e.device, workload: w.name, r });
@@ -67,6 +69,16 @@ async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
       `${e.label.padEnd(24)} ${e.backend.padEnd(30)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(9)} IOPS ` +
         `avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us target ${r.cpu.targetPct.toFixed(0)}% gen ${r.cpu.generatorPct.toFixed(0)}% errors ${r.errors}\n`,
     );
+  }
+}
+
+function reserveHugepages(pages: number): boolean {
+  try {
+    const path = '/proc/sys/vm/nr_hugepages';
+    if (Number(readFileSync(path, 'utf8')) < pages) writeFileSync(path, String(pages));
+    return Number(readFileSync(path, 'utf8')) >= 1024;
+  } catch {
+    return false;
   }
 }
 
@@ -124,7 +136,8 @@ async function main(): Promise<void> {
   const section = [
     `Run ${started.toISOString()} on ${machine()}.`,
     `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
-    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB.`,
+    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB;`,
+    `generator guest memory ${hugepages ? 'on 2 MiB huge pages (memfd MFD_HUGETLB)' : 'on 4 KiB pages (huge pages could not be reserved)'}.`,
     '',
     table(),
     ...adaptiveText,

@@ -9,5 +9,5 @@ export function arenaSpecsFor(job: BenchJob): RegionSpec[] {
   const rings = (job.queues + 2) * (job.queueSize * 32 + 16384);
   const bytes = job.queues * job.iodepth * perSlot + rings + 4 * MIB;
   const size = Math.ceil(bytes / (2 * MIB)) * 2 * MIB;
-  return [{ size, guestPhysAddr: 0 }];
+  return [{ size, guestPhysAddr: 0, hugepages: job.hugepages }];
 }

@@ -36,6 +36,8 @@ export interface BenchJob {
   seed: number;
   /** Pid of the target, for its CPU usage (0 = from the socket's peer credentials). */
   targetPid: number;
+  /** Guest memory on 2 MiB huge pages (SPDK's target requires it). */
+  hugepages?: boolean;
 }
 
 export class BenchJobError extends Error {

@@ -27,6 +27,8 @@ export interface RegionSpec {
   userAddr?: number;
   /** Bytes of the memfd before the region starts (multiple of 4096); the back-end must honour it. */
   mmapOffset?: number;
+  /** Back the region with 2 MiB huge pages (MFD_HUGETLB), as QEMU with hugetlbfs does; sizes must be 2 MiB multiples. */
+  hugepages?: boolean;
 }
 
 /** One region, shaped like a SET_MEM_TABLE entry plus the mapping the front-end uses. */
@@ -53,7 +55,7 @@ export class GuestMemoryRegion {
     this.userAddr = spec.userAddr;
     this.mmapOffset = spec.mmapOffset;
     this.mapLength = spec.mmapOffset + spec.size;
-    this.fd = memfdCreate(name, this.mapLength);
+    this.fd = memfdCreate(name, this.mapLength, spec.hugepages);
     try {
       this.mapAddr = mmapFd(this.fd, this.mapLength);
     } catch (e) {
@@ -124,6 +126,7 @@ export class GuestMemoryArena {
       guestPhysAddr: spec.guestPhysAddr,
       userAddr: spec.userAddr ?? spec.guestPhysAddr + DEFAULT_USER_ADDR_OFFSET + i * 2 ** 40,
       mmapOffset: spec.mmapOffset ?? 0,
+      hugepages: spec.hugepages ?? false,
     };
     if (!Number.isSafeInteger(full.userAddr + full.size) || !Number.isSafeInteger(full.guestPhysAddr + full.size)) {
       throw new ArenaError('BAD_REGION_SPEC', `region ${i}: addresses exceed 2^53`);

@@ -10,9 +10,11 @@ export const MAP_PRIVATE = 2;
 export const MAP_ANONYMOUS = 0x20;
 const MAP_FAILED = 0xffffffffffffffffn;
 const MFD_CLOEXEC = 1;
+const MFD_HUGETLB = 4;
 
-export function memfdCreate(name: string, size?: number): number {
-  const fd = c.memfd_create(name, MFD_CLOEXEC);
+/** A memfd of `size` bytes; with `hugetlb`, backed by 2 MiB huge pages (they must be reserved). */
+export function memfdCreate(name: string, size?: number, hugetlb = false): number {
+  const fd = c.memfd_create(name, MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB : 0));
   if (fd < 0) throwErrno('memfd_create', name);
   if (size !== undefined && c.ftruncate(fd, size) < 0) {
     c.close(fd);
