@@ -3,6 +3,7 @@ import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
 import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import type { BdevChannel, BdevIoWaiter } from '../../bdev/bdev.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
+import { RequestPool } from '../request-pool.ts';
 import type { BlkBackend } from './blk-backend.ts';
 import {
   BLK_MAX_DISCARD_SECTORS,
@@ -53,9 +54,7 @@ export class BlkRequestQueue implements QueueProcessor {
   private readonly backend: BlkBackend;
   private readonly markDirty: (index: number) => void;
   private vq: Virtqueue | null = null;
-  private readonly free: BlkRequest[] = [];
-  private readonly pool: BlkRequest[] = [];
-  private active = 0;
+  private readonly requests = new RequestPool<BlkRequest>(() => new BlkRequest(this));
 
   constructor(index: number, backend: BlkBackend, markDirty: (index: number) => void) {
     this.index = index;
@@ -65,11 +64,7 @@ export class BlkRequestQueue implements QueueProcessor {
 
   attach(vq: Virtqueue): void {
     this.vq = vq;
-    while (this.pool.length < vq.size) {
-      const r = new BlkRequest(this);
-      this.pool.push(r);
-      this.free.push(r);
-    }
+    this.requests.grow(vq.size);
   }
 
   detach(): void {
@@ -81,18 +76,15 @@ export class BlkRequestQueue implements QueueProcessor {
   }
 
   inflight(): number {
-    return this.active;
+    return this.requests.active;
   }
 
   process(): number {
     const vq = this.vq;
     if (!vq) return 0;
     let n = 0;
-    while (this.free.length > 0) {
-      const req = this.free[this.free.length - 1];
-      if (!vq.pop(req.chain)) break;
-      this.free.pop();
-      this.active++;
+    let req: BlkRequest | null;
+    while ((req = this.requests.take(vq)) !== null) {
       n++;
       req.status = VIRTIO_BLK_S_OK;
       req.written = 0;
@@ -224,9 +216,6 @@ export class BlkRequestQueue implements QueueProcessor {
       vq.pushUsed(req.chain, used);
       this.markDirty(this.index);
     }
-    req.chain.out.reset();
-    req.chain.in.reset();
-    this.active--;
-    this.free.push(req);
+    this.requests.give(req);
   }
 }

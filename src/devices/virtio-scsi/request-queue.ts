@@ -3,6 +3,7 @@ import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
 import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import { ScsiTask, type ScsiTaskWaiter } from '../../scsi/scsi-task.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
+import { RequestPool } from '../request-pool.ts';
 import type { ScsiTargetSet } from './target-set.ts';
 import { lunFieldLun, lunFieldTarget } from './lun-address.ts';
 import {
@@ -43,9 +44,7 @@ export class ScsiRequestQueue implements QueueProcessor {
   private readonly targets: ScsiTargetSet;
   private readonly markDirty: (index: number) => void;
   private vq: Virtqueue | null = null;
-  private free: ScsiRequest[] = [];
-  private pool: ScsiRequest[] = [];
-  private active = 0;
+  private readonly requests = new RequestPool<ScsiRequest>(() => new ScsiRequest(this));
   /** T10_PI negotiated: the header carries pi_bytesout/pi_bytesin. */
   pi = false;
 
@@ -57,12 +56,7 @@ export class ScsiRequestQueue implements QueueProcessor {
 
   attach(vq: Virtqueue): void {
     this.vq = vq;
-    // One request per descriptor at most; grow the pool to the queue size once.
-    while (this.pool.length < vq.size) {
-      const r = new ScsiRequest(this);
-      this.pool.push(r);
-      this.free.push(r);
-    }
+    this.requests.grow(vq.size);
   }
 
   detach(): void {
@@ -74,18 +68,15 @@ export class ScsiRequestQueue implements QueueProcessor {
   }
 
   inflight(): number {
-    return this.active;
+    return this.requests.active;
   }
 
   process(): number {
     const vq = this.vq;
     if (!vq) return 0;
     let n = 0;
-    while (this.free.length > 0) {
-      const req = this.free[this.free.length - 1];
-      if (!vq.pop(req.chain)) break;
-      this.free.pop();
-      this.active++;
+    let req: ScsiRequest | null;
+    while ((req = this.requests.take(vq)) !== null) {
       n++;
       this.start(req);
     }
@@ -187,9 +178,6 @@ export class ScsiRequestQueue implements QueueProcessor {
     }
     task.dataIn = null;
     task.dataOut = null;
-    req.chain.out.reset();
-    req.chain.in.reset();
-    this.active--;
-    this.free.push(req);
+    this.requests.give(req);
   }
 }
