@@ -1,5 +1,5 @@
 // Turns a guest physical buffer [gpa, gpa + len) into scatter-gather entries over mapped regions:
-// the one place the packed ring builds segments (host addresses included) from guest-supplied
+// the one place both ring kinds build segments (host addresses included) from guest-supplied
 // values. A buffer that crosses into an adjacent region becomes one entry per region; any byte
 // outside mapped memory refuses the whole buffer. Allocates nothing.
 import type { GuestMemory } from './guest-memory.ts';

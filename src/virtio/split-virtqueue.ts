@@ -7,10 +7,10 @@
 // descriptors plainly; used elements are written plainly and used.idx published with Atomics.store;
 // the notification-enable field is written with Atomics.store before the final re-check.
 import type { GuestMemory } from './guest-memory.ts';
-import type { SgList } from '../iovec/sg-list.ts';
 import type { DescriptorChain } from './descriptor-chain.ts';
 import type { Virtqueue } from './virtqueue.ts';
 import { VirtqueueError, type VirtqueueErrorCode } from './virtqueue-error.ts';
+import { ADDR_HI_LIMIT, appendGuestSegments, hex64, SEG_FULL, SEG_UNMAPPED } from './guest-segments.ts';
 import {
   VIRTQ_AVAIL_ALIGN,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
@@ -42,13 +42,8 @@ export interface SplitVirtqueueOptions {
   indirect: boolean;
 }
 
-/** A u64 whose high half is >= 2^21 is >= 2^53: no guest address, never rounded into one. */
-const ADDR_HI_LIMIT = 0x200000;
 const TWO_32 = 0x100000000;
 const MAX_CHAIN_BYTES = 0xffffffff;
-const SEG_OK = 0;
-const SEG_UNMAPPED = 1;
-const SEG_FULL = 2;
 const NOTIFY_UNKNOWN = -1;
 const NOTIFY_OFF = 0;
 const NOTIFY_ON = 1;
@@ -58,10 +53,6 @@ const EMPTY32 = new Uint32Array(0);
 
 function hex(v: number): string {
   return '0x' + v.toString(16);
-}
-
-function hex64(hi: number, lo: number): string {
-  return hi === 0 ? hex(lo) : '0x' + hi.toString(16) + lo.toString(16).padStart(8, '0');
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -355,7 +346,7 @@ export class SplitVirtqueue implements Virtqueue {
         if (total > MAX_CHAIN_BYTES) {
           return this.fail('CHAIN_TOO_LONG', `chain ${head}: total length ${total} at ${table < 0 ? 'descriptor' : 'indirect entry'} ${i} exceeds ${MAX_CHAIN_BYTES}`);
         }
-        const seg = hi < ADDR_HI_LIMIT ? this.addSegments(isWrite ? chain.in : chain.out, hi * TWO_32 + lo, len) : SEG_UNMAPPED;
+        const seg = appendGuestSegments(this.memory, isWrite ? chain.in : chain.out, hi, lo, len);
         if (seg === SEG_UNMAPPED) {
           return this.fail('ADDRESS_NOT_MAPPED', `chain ${head}: ${table < 0 ? 'descriptor' : 'indirect entry'} ${i}: [${hex64(hi, lo)}, +${len}) is not inside mapped guest memory`);
         }
@@ -375,24 +366,5 @@ export class SplitVirtqueue implements Virtqueue {
       }
       i = next;
     }
-  }
-
-  /** Appends [gpa, gpa + len) to `list`, one segment per region it crosses (regions must be adjacent). */
-  private addSegments(list: SgList, gpa: number, len: number): number {
-    const mem = this.memory;
-    let g = gpa;
-    let rem = len;
-    while (rem > 0) {
-      const r = mem.regionAt(g);
-      if (r < 0) return SEG_UNMAPPED;
-      const room = mem.ends[r] - g;
-      const n = rem < room ? rem : room;
-      const off = g - mem.starts[r];
-      const host = mem.hostBases[r];
-      if (!list.push(mem.bytes[r], off, n, host === 0 ? 0 : host + off)) return SEG_FULL;
-      g += n;
-      rem -= n;
-    }
-    return SEG_OK;
   }
 }
