@@ -4,7 +4,7 @@ import type { Bdev } from '../bdev/bdev.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import type { Logger } from '../log/logger.ts';
 import { ControllerError, ENODEV } from './controller-error.ts';
-import { configSlice } from './scsi-config-space.ts';
+import { configSlice } from './config-slice.ts';
 import { BLK_CONFIG_WRITEBACK_OFFSET, blkConfigSpace } from './blk-config-space.ts';
 import { MAX_QUEUES } from '../devices/virtio-device.ts';
 import { formatCpumask } from '../reactor/cpumask.ts';

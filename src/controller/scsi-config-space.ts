@@ -18,10 +18,3 @@ export function scsiConfigSpace(requestQueues: number): Uint8Array {
   v.setUint32(32, 16383, true); // max_lun
   return b;
 }
-
-/** Bytes [offset, offset+size) of a config space, zero-padded past its end. */
-export function configSlice(space: Uint8Array, offset: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  if (offset < space.length) out.set(space.subarray(offset, Math.min(space.length, offset + size)));
-  return out;
-}
