@@ -1,27 +1,16 @@
 // Adaptive polling figures: reactor CPU after 1 s of idle, and the latency of the first I/O after
 // the reactor went to sleep (it must wake on the guest's kick).
-import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { BlkIoTarget } from '../src/bench/blk-io-target.ts';
 import { validateJob } from '../src/bench/bench-job.ts';
 import { pinCurrentThread } from '../src/sys/affinity.ts';
+import { threadsCpuSeconds } from '../src/bench/process-cpu.ts';
 import type { RunningTarget } from './targets.ts';
 
 export interface AdaptiveFigures {
   idleReactorCpuPct: number;
   firstIoAfterIdleUs: number[];
   busyIoUs: number;
-}
-
-function reactorCpuSeconds(pid: number): number {
-  let ticks = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    if (!readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').startsWith('reactor')) continue;
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / 100;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,9 +41,9 @@ export async function measureAdaptive(t: RunningTarget, socket: string, generato
     let idleCpu = 0;
     for (let round = 0; round < 3; round++) {
       await sleep(1000);
-      const c0 = reactorCpuSeconds(t.pid);
+      const c0 = threadsCpuSeconds(t.pid, 'reactor');
       await sleep(1000);
-      idleCpu = Math.max(idleCpu, reactorCpuSeconds(t.pid) - c0);
+      idleCpu = Math.max(idleCpu, threadsCpuSeconds(t.pid, 'reactor') - c0);
       first.push(one());
     }
     return { idleReactorCpuPct: idleCpu * 100, firstIoAfterIdleUs: first, busyIoUs: busy / 1000 };

@@ -2,10 +2,10 @@
 // and retires old mappings safely), an adaptive reactor sleeps when idle and wakes for the next I/O.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { startDaemon, type Daemon } from './daemon-process.ts';
 import { GuestMemoryArena } from '../../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemuBlk } from '../../src/frontend/qemu-like-blk.ts';
+import { threadsCpuSeconds } from '../../src/bench/process-cpu.ts';
 
 let d: Daemon;
 
@@ -58,28 +58,15 @@ test('regions added and removed 20 times while 8 writers run: no error, data int
   }
 });
 
-/** CPU seconds of the daemon's reactor threads (named reactor-N). */
-function reactorCpu(pid: number): number {
-  let ticks = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    if (!comm.startsWith('reactor')) continue;
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / 100;
-}
-
 test('an adaptive reactor sleeps when idle and the first I/O after idle completes', async () => {
   const arena = new GuestMemoryArena();
   const c = await connectLikeQemuBlk({ socketPath: d.socket('idle'), arena, numQueues: 1, queueSize: 64, driver: { maxDataBytes: 8192, timeoutMs: 5000 } });
   try {
     for (let i = 0; i < 200; i++) assert.equal((await c.driver.read(i * 8, 8)).status, 0);
     await new Promise((r) => setTimeout(r, 1000));
-    const cpu0 = reactorCpu(d.proc.pid!);
+    const cpu0 = threadsCpuSeconds(d.proc.pid!, 'reactor');
     await new Promise((r) => setTimeout(r, 1000));
-    const idleCpu = reactorCpu(d.proc.pid!) - cpu0;
+    const idleCpu = threadsCpuSeconds(d.proc.pid!, 'reactor') - cpu0;
     // Polling would burn a whole core (1.0 s per second); sleeping costs next to nothing.
     assert.ok(idleCpu <= 0.05, `reactor used ${idleCpu} s of CPU in 1 s of idle`);
     const t0 = performance.now();
