@@ -49,6 +49,26 @@ export class BdevRegistry extends EventEmitter<BdevRegistryEvents> {
     this.emit('added', bdev);
   }
 
+  /** Throws BDEV_EXISTS when `name` is already a name, alias or UUID of a bdev. */
+  checkAliasFree(name: string): void {
+    checkBdevName(name);
+    const other = this.get(name);
+    if (other) throw new BdevError('BDEV_EXISTS', `bdev name or alias '${name}' already exists (used by bdev '${other.name}')`);
+  }
+
+  /** Renames one alias of a registered bdev (lvol rename). */
+  replaceAlias(bdev: Bdev, oldAlias: string, newAlias: string): void {
+    const i = bdev.aliases.indexOf(oldAlias);
+    if (i < 0 || this.#names.get(oldAlias) !== bdev) {
+      throw new BdevError('BDEV_NOT_FOUND', `bdev '${bdev.name}' has no alias '${oldAlias}'`);
+    }
+    if (oldAlias === newAlias) return;
+    this.checkAliasFree(newAlias);
+    this.#names.delete(oldAlias);
+    this.#names.set(newAlias, bdev);
+    bdev.aliases[i] = newAlias;
+  }
+
   /** Looks a bdev up by name, alias or UUID (UUIDs match in any letter case). */
   get(nameOrAlias: string): Bdev | undefined {
     const b = this.#names.get(nameOrAlias);

@@ -5,6 +5,8 @@ import { BdevError } from './bdev-error.ts';
 import { MallocChannel } from './modules/malloc-channel.ts';
 import type { MallocChannelSpec } from './modules/malloc.ts';
 import { NullChannel, type NullChannelSpec } from './modules/null.ts';
+import { LvolChannel } from './modules/lvol-channel.ts';
+import type { LvolChannelSpec } from './modules/lvol-shared.ts';
 import { UringChannel } from './modules/uring-channel.ts';
 import type { UringChannelSpec } from './modules/uring.ts';
 
@@ -22,6 +24,11 @@ export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
       return new NullChannel(spec as NullChannelSpec);
     case 'uring':
       return new UringChannel(spec as UringChannelSpec);
+    case 'lvol':
+      if (!(spec.control instanceof SharedArrayBuffer) || typeof spec.base !== 'object' || typeof spec.uuid !== 'string') {
+        throw new BdevError('BDEV_INVALID_SPEC', `lvol channel '${spec.name}': spec lacks control words, base or uuid`);
+      }
+      return new LvolChannel(spec as LvolChannelSpec, openBdevChannel);
     default:
       throw new BdevError('BDEV_UNKNOWN_MODULE', `bdev '${spec.name}': no channel for module '${String(spec.module)}'`);
   }

@@ -112,3 +112,52 @@ async function allocateAndWriteLocked(core: BlobstoreCore, rec: BlobRecord, piec
     throw e;
   }
 }
+
+/**
+ * Gives rec its own cluster at each blob cluster index in `indices` not yet allocated, filled with
+ * what a read of it returned before (the parent chain's data, or zeroes), and persists the map
+ * once for all of them before publishing: the data path's first-write allocation. Returns how
+ * many clusters it allocated (indices allocated meanwhile are skipped).
+ */
+export async function allocateClustersLocked(core: BlobstoreCore, rec: BlobRecord, indices: readonly number[]): Promise<number> {
+  core.checkLoaded();
+  checkAlive(rec);
+  if (rec.readOnly) throw new BlobError('BLOB_READ_ONLY', `blob 0x${rec.id.toString(16)} is read-only`);
+  const todo: number[] = [];
+  for (const idx of indices) {
+    if (!Number.isInteger(idx) || idx < 0 || idx >= rec.numClusters) {
+      throw new BlobError('OUT_OF_RANGE', `cluster ${idx} outside blob 0x${rec.id.toString(16)} of ${rec.numClusters}`);
+    }
+    if (rec.map.entry(idx) === 0 && !todo.includes(idx)) todo.push(idx);
+  }
+  if (todo.length === 0) return 0;
+  const cs = core.layout.clusterSize;
+  const clusters = core.allocClusters(todo.length);
+  try {
+    const entries = rec.map.entries();
+    let buf: Uint8Array | null = null;
+    for (let k = 0; k < todo.length; k++) {
+      const idx = todo[k];
+      const from = rec.map.parent ? translateRead(rec.map.parent, idx * cs) : -1;
+      if (from >= 0) {
+        buf ??= new Uint8Array(cs);
+        await core.device.read(from, cs, buf);
+        await core.device.write(clusters[k] * cs, buf);
+      } else if (core.clearByUnmap) {
+        // A free cluster may hold a dead blob's data: clear it before it is readable as zeroes.
+        await core.device.unmap(clusters[k] * cs, cs);
+      } else {
+        buf ??= new Uint8Array(cs);
+        buf.fill(0);
+        await core.device.write(clusters[k] * cs, buf);
+      }
+      entries[idx] = clusters[k];
+    }
+    await core.persist(rec, entries);
+    for (let k = 0; k < todo.length; k++) rec.map.setEntry(todo[k], clusters[k]);
+  } catch (e) {
+    core.releaseClusters(clusters);
+    throw e;
+  }
+  return todo.length;
+}

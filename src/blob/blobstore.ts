@@ -16,7 +16,7 @@ import {
   createBlobLocked, deleteBlobLocked, removeXattrLocked, resizeBlobLocked, setReadOnlyLocked, setXattrLocked,
 } from './blob-lifecycle.ts';
 import { cloneLocked, decoupleParentLocked, inflateLocked, snapshotLocked } from './blob-snapshot.ts';
-import { readBlobData, writeBlobData } from './blob-io.ts';
+import { allocateClustersLocked, readBlobData, writeBlobData } from './blob-io.ts';
 import type { ClusterMap, ClusterMapSpec } from './cluster-map.ts';
 
 export type XattrInput = Record<string, string | Uint8Array>;
@@ -230,6 +230,22 @@ export class Blobstore {
   /** Writes src at offsetBytes, allocating (copy-on-write) clusters on first write. */
   async writeBlob(blob: Blob, offsetBytes: number, src: Uint8Array): Promise<void> {
     return writeBlobData(this.#core, this.#rec(blob), offsetBytes, src);
+  }
+
+  /**
+   * Allocates the blob's clusters at `indices` that are not yet allocated (copy-on-write from the
+   * parent, else zeroes), with one metadata write for all: how a data path that found an
+   * unallocated cluster asks for it. Needs no freeze: entries are published after the metadata
+   * write, each atomically. Returns how many clusters were allocated.
+   */
+  async allocateClusters(blob: Blob, indices: readonly number[]): Promise<number> {
+    const rec = this.#rec(blob);
+    await rec.gate.enter();
+    try {
+      return await this.#core.queue.run(() => allocateClustersLocked(this.#core, rec, indices));
+    } finally {
+      rec.gate.leave();
+    }
   }
 
   /** The blob's live cluster map (its parent chain linked), for data-path translation. */
