@@ -7,6 +7,7 @@ import { parseCpumask } from '../reactor/cpumask.ts';
 import { POLL_MODES, type PollMode } from '../reactor/poll-mode.ts';
 import { ReactorPool } from '../reactor/reactor-pool.ts';
 import { BdevRegistry } from '../bdev/bdev-registry.ts';
+import { LvolModule } from '../lvol/lvol-module.ts';
 import { ControllerRegistry } from '../controller/controller-registry.ts';
 import { createRpcServer } from '../rpc/rpc-server.ts';
 import { loadConfig } from '../rpc/config-file.ts';
@@ -78,7 +79,9 @@ async function main(): Promise<void> {
   const reactors = new ReactorPool(cpus, opts.pollMode, log, opts.pin);
   const bdevs = new BdevRegistry();
   const vhost = new ControllerRegistry(socketDir, reactors, bdevs, log);
-  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, logger: log });
+  const lvols = new LvolModule(bdevs);
+  const init = Promise.withResolvers<void>();
+  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, initDone: init.promise, logger: log });
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -87,7 +90,15 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     await rpc.close().catch(() => {});
     await vhost.closeAll();
-    for (const b of bdevs.list()) bdevs.unregister(b.name);
+    // Clean unload: the next start loads the stores without a metadata replay.
+    await lvols.unloadAll();
+    for (const b of bdevs.list()) {
+      try {
+        bdevs.unregister(b.name);
+      } catch (e) {
+        log.warn({ bdev: b.name, err: e }, 'bdev not removed at shutdown');
+      }
+    }
     await reactors.stop();
     log.info('stopped');
     process.exit(0);
@@ -108,6 +119,7 @@ async function main(): Promise<void> {
         `Inspect with: npx vhostctl -s ${resolve(opts.rpcSocket)} vhost_get_controllers\n`,
     );
   }
+  init.resolve();
   log.info({ rpc: resolve(opts.rpcSocket), socketDir, cpus, pollMode: opts.pollMode }, 'vhostd ready');
 }
 

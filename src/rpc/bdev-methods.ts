@@ -5,6 +5,7 @@ import { BdevError } from '../bdev/bdev-error.ts';
 import { MALLOC_MODULE, MallocBdev } from '../bdev/modules/malloc.ts';
 import { NULL_MODULE, NullBdev } from '../bdev/modules/null.ts';
 import type { MethodTable } from './method-table.ts';
+import type { LvolModule } from '../lvol/lvol-module.ts';
 import { bdevInfo } from './bdev-info.ts';
 import { registerUringMethods } from './uring-methods.ts';
 
@@ -28,7 +29,7 @@ function registerOrDestroy(bdevs: BdevRegistry, bdev: Bdev): string {
   return bdev.name;
 }
 
-export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry): void {
+export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvols?: LvolModule): void {
   // SPDK numbers auto-named malloc bdevs with a counter; we also skip names already taken.
   let mallocCount = 0;
   const nextMallocName = (): string => {
@@ -102,5 +103,8 @@ export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry): vo
   });
 
   // Nothing examines bdevs asynchronously here: every bdev is complete once created.
-  table.register('bdev_wait_for_examine', () => true);
+  table.register('bdev_wait_for_examine', async () => {
+    await lvols?.waitForExamine();
+    return true;
+  });
 }

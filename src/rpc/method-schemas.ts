@@ -21,6 +21,11 @@ function method<P extends z.ZodObject>(name: string, summary: string, params: P,
 }
 
 const none = z.strictObject({});
+const clearMethod = z.enum(['none', 'unmap', 'write_zeroes']);
+const lvsSelector = z.strictObject({
+  uuid: z.string().optional().describe('store UUID (or lvs_name)'),
+  lvs_name: z.string().optional().describe('store name (or uuid)'),
+});
 
 export const METHOD_SCHEMAS = {
   rpc_get_methods: method(
@@ -118,7 +123,117 @@ export const METHOD_SCHEMAS = {
     }),
     ['vhostctl bdev_get_bdevs', 'vhostctl bdev_get_bdevs --name m0 --timeout 1000'],
   ),
-  bdev_wait_for_examine: method('bdev_wait_for_examine', 'Wait until bdevs are examined (immediate)', none),
+  bdev_wait_for_examine: method('bdev_wait_for_examine', 'Wait until every bdev has been examined (lvol stores on it loaded)', none),
+  bdev_lvol_create_lvstore: method(
+    'bdev_lvol_create_lvstore',
+    'Create a logical volume store on a bdev (claims it); returns the store UUID',
+    z.strictObject({
+      bdev_name: z.string().describe('base bdev'),
+      lvs_name: z.string().describe('store name (at most 63 characters)'),
+      cluster_sz: uint32.optional().describe('cluster size in bytes, a power of two >= 4096 (default 4 MiB)'),
+      clear_method: clearMethod.optional().describe('how the data area is cleared: none, unmap (default) or write_zeroes'),
+      num_md_pages_per_cluster_ratio: uint32.optional().describe('metadata pages per 100 clusters (default 100)'),
+    }),
+    ['vhostctl bdev_lvol_create_lvstore --bdev_name u0 --lvs_name lvs0'],
+  ),
+  bdev_lvol_delete_lvstore: method(
+    'bdev_lvol_delete_lvstore',
+    'Delete a logical volume store and all its lvols (none may be attached to a controller)',
+    lvsSelector,
+    ['vhostctl bdev_lvol_delete_lvstore --lvs_name lvs0'],
+  ),
+  bdev_lvol_get_lvstores: method(
+    'bdev_lvol_get_lvstores',
+    'Describe all logical volume stores, or one',
+    z.strictObject({
+      uuid: z.string().optional().describe('store UUID'),
+      lvs_name: z.string().optional().describe('store name'),
+    }),
+  ),
+  bdev_lvol_rename_lvstore: method(
+    'bdev_lvol_rename_lvstore',
+    'Rename a logical volume store (the aliases of its lvols follow)',
+    z.strictObject({ old_name: z.string().describe('current store name'), new_name: z.string().describe('new store name') }),
+  ),
+  bdev_lvol_grow_lvstore: method(
+    'bdev_lvol_grow_lvstore',
+    'Grow a logical volume store onto its base bdev after the bdev grew',
+    lvsSelector,
+  ),
+  bdev_lvol_create: method(
+    'bdev_lvol_create',
+    'Create a logical volume; returns its bdev name (a UUID; alias lvs_name/lvol_name)',
+    z.strictObject({
+      lvol_name: z.string().describe('lvol name, unique in its store'),
+      size_in_mib: uint64.optional().describe('size in MiB, rounded up to whole clusters'),
+      size: uint64.optional().describe('size in bytes (deprecated in SPDK: use size_in_mib)'),
+      thin_provision: z.boolean().optional().describe('allocate clusters on first write (default false)'),
+      uuid: z.string().optional().describe('UUID of the store (or lvs_name)'),
+      lvs_name: z.string().optional().describe('name of the store (or uuid)'),
+      clear_method: clearMethod.optional().describe('how its clusters are cleared when deleted: none, unmap (default) or write_zeroes'),
+    }),
+    ['vhostctl bdev_lvol_create --lvs_name lvs0 --lvol_name vm1 --size_in_mib 10240 --thin_provision true'],
+  ),
+  bdev_lvol_snapshot: method(
+    'bdev_lvol_snapshot',
+    'Take a read-only snapshot of an lvol (I/O in flight drains first); the lvol becomes its clone',
+    z.strictObject({ lvol_name: z.string().describe('lvol: bdev name, UUID or lvs/lvol'), snapshot_name: z.string().describe('snapshot name') }),
+    ['vhostctl bdev_lvol_snapshot --lvol_name lvs0/vm1 --snapshot_name vm1-monday'],
+  ),
+  bdev_lvol_clone: method(
+    'bdev_lvol_clone',
+    'Create a thin writable clone of a snapshot; returns its bdev name',
+    z.strictObject({ snapshot_name: z.string().describe('snapshot: bdev name, UUID or lvs/snapshot'), clone_name: z.string().describe('clone name') }),
+    ['vhostctl bdev_lvol_clone --snapshot_name lvs0/vm1-monday --clone_name vm2'],
+  ),
+  bdev_lvol_rename: method(
+    'bdev_lvol_rename',
+    'Rename an lvol',
+    z.strictObject({ old_name: z.string().describe('lvol: bdev name, UUID or lvs/lvol'), new_name: z.string().describe('new lvol name') }),
+  ),
+  bdev_lvol_resize: method(
+    'bdev_lvol_resize',
+    'Resize an lvol (attached VMs see the new capacity)',
+    z.strictObject({
+      name: z.string().describe('lvol: bdev name, UUID or lvs/lvol'),
+      size_in_mib: uint64.optional().describe('new size in MiB'),
+      size: uint64.optional().describe('new size in bytes (deprecated in SPDK)'),
+    }),
+  ),
+  bdev_lvol_set_read_only: method(
+    'bdev_lvol_set_read_only',
+    'Make an lvol read-only (irreversible; it can then be cloned)',
+    z.strictObject({ name: z.string().describe('lvol: bdev name, UUID or lvs/lvol') }),
+  ),
+  bdev_lvol_delete: method(
+    'bdev_lvol_delete',
+    'Delete an lvol; a snapshot with one clone is merged into it',
+    z.strictObject({ name: z.string().describe('lvol: bdev name, UUID or lvs/lvol') }),
+  ),
+  bdev_lvol_inflate: method(
+    'bdev_lvol_inflate',
+    'Allocate every cluster of a thin lvol or clone (copying from its snapshots); it then has no parent. Progress: vhostd_get_operations',
+    z.strictObject({ name: z.string().describe('lvol: bdev name, UUID or lvs/lvol') }),
+  ),
+  bdev_lvol_decouple_parent: method(
+    'bdev_lvol_decouple_parent',
+    "Copy the clusters a clone reads from its parent snapshot; the parent's parent becomes its parent. Progress: vhostd_get_operations",
+    z.strictObject({ name: z.string().describe('lvol: bdev name, UUID or lvs/lvol') }),
+  ),
+  bdev_lvol_get_lvols: method(
+    'bdev_lvol_get_lvols',
+    'Describe the lvols of all stores, or of one',
+    z.strictObject({
+      lvs_uuid: z.string().optional().describe('store UUID'),
+      lvs_name: z.string().optional().describe('store name'),
+    }),
+  ),
+  vhostd_get_operations: method(
+    'vhostd_get_operations',
+    'Long operations (inflate, decouple, clearing) running or recently finished, with their progress',
+    z.strictObject({ id: uint32.optional().describe('one operation') }),
+    ['vhostctl vhostd_get_operations'],
+  ),
   vhost_create_scsi_controller: method(
     'vhost_create_scsi_controller',
     'Create a vhost-user SCSI controller (socket <socket dir>/<ctrlr>)',

@@ -8,6 +8,7 @@ import { JsonSplitError, JsonStreamSplitter } from './json-stream-splitter.ts';
 import type { MethodTable } from './method-table.ts';
 import { dispatchMessage, type RpcCaller } from './rpc-dispatch.ts';
 import { parseError, RpcError } from './rpc-error.ts';
+import type { LvolModule } from '../lvol/lvol-module.ts';
 import type { VhostApi } from './vhost-api.ts';
 import { createMethodTable } from './vhostd-methods.ts';
 
@@ -211,6 +212,8 @@ export interface CreateRpcServerOptions {
   socketPath?: string;
   bdevs: BdevRegistry;
   vhost?: VhostApi;
+  lvols?: LvolModule;
+  initDone?: Promise<void>;
   logger?: Logger;
   maxRequestBytes?: number;
 }
@@ -218,6 +221,6 @@ export interface CreateRpcServerOptions {
 /** The daemon's RPC server: every vhostd method over these registries. */
 export function createRpcServer(opts: CreateRpcServerOptions): RpcServer {
   const logger = opts.logger ? opts.logger.child({ component: 'rpc' }) : componentLogger('rpc');
-  const methods = createMethodTable({ bdevs: opts.bdevs, vhost: opts.vhost, logger });
+  const methods = createMethodTable({ bdevs: opts.bdevs, vhost: opts.vhost, lvols: opts.lvols, initDone: opts.initDone, logger });
   return new RpcServer({ socketPath: opts.socketPath ?? DEFAULT_RPC_SOCKET, methods, logger, maxRequestBytes: opts.maxRequestBytes });
 }

@@ -6,6 +6,7 @@ import { MallocBdev } from '../bdev/modules/malloc.ts';
 import { NullBdev } from '../bdev/modules/null.ts';
 import { AIO_MODULE, UringBdev } from '../bdev/modules/uring.ts';
 import type { VhostApi } from './vhost-api.ts';
+import { LVOL_MODULE } from '../bdev/modules/lvol-shared.ts';
 
 export interface ConfigCall {
   method: string;
@@ -107,6 +108,8 @@ export class SubsystemConfigBuilder {
   #bdevConfig(): ConfigCall[] {
     const calls: ConfigCall[] = [];
     for (const b of this.#bdevs.list()) {
+      // As SPDK: lvols live in their store's metadata and come back by examine of its base bdev.
+      if (b.moduleName === LVOL_MODULE) continue;
       const c = bdevCreateCall(b);
       if (c) calls.push(c);
       else this.#onSkipped(b);

@@ -7,11 +7,18 @@ import { registerBdevMethods } from './bdev-methods.ts';
 import { registerVhostMethods } from './vhost-methods.ts';
 import { SubsystemConfigBuilder } from './subsystem-config.ts';
 import type { VhostApi } from './vhost-api.ts';
+import type { LvolModule } from '../lvol/lvol-module.ts';
+import { OperationTracker } from '../lvol/operation-tracker.ts';
+import { registerLvolMethods } from './lvol-methods.ts';
 
 export interface VhostdMethodsOptions {
   bdevs: BdevRegistry;
   /** Without it the vhost_* methods are not offered. */
   vhost?: VhostApi;
+  /** Without it the bdev_lvol_* methods are not offered. */
+  lvols?: LvolModule;
+  /** framework_wait_init waits for it (the start-up configuration replay). */
+  initDone?: Promise<void>;
   logger?: Logger;
 }
 
@@ -20,8 +27,9 @@ export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
   const config = new SubsystemConfigBuilder(opts.bdevs, opts.vhost, (b) =>
     opts.logger?.warn({ bdev: b.name, module: b.moduleName }, 'bdev module cannot save its configuration; left out'),
   );
-  registerFrameworkMethods(table, config);
-  registerBdevMethods(table, opts.bdevs);
+  registerFrameworkMethods(table, config, opts.initDone);
+  registerBdevMethods(table, opts.bdevs, opts.lvols);
+  if (opts.lvols) registerLvolMethods(table, opts.lvols, new OperationTracker());
   if (opts.vhost) registerVhostMethods(table, opts.vhost);
   return table;
 }

@@ -154,7 +154,12 @@ export class LvolChannel implements BdevChannel {
     const end = start + io.numBlocks * bs;
     let ready = true;
     for (let off = start - (start % cs); off < end; off += cs) {
-      if (translateOwn(map, off) >= 0) continue;
+      if (translateOwn(map, off) >= 0) {
+        // Seen allocated here, in the same check that lets the write go: the control plane
+        // publishes concurrently, so forgetting it anywhere else could race and leave it "asked".
+        if (this.#requested.size > 0) this.#requested.delete(off / cs);
+        continue;
+      }
       // Zeroing what already reads as zeroes needs no cluster.
       if (io.op === OP_WRITE_ZEROES && translateRead(map, off) === TRANSLATE_ZEROES) continue;
       ready = false;
@@ -252,6 +257,8 @@ export class LvolChannel implements BdevChannel {
         this.#generation = msg.generation;
         this.numBlocks = msg.numBlocks;
         this.#readOnly = msg.readOnly;
+        // No write waits for a cluster across a map change (they drain first): nothing is asked.
+        this.#requested.clear();
       }
     } else if (msg.kind === 'alloc-failed') {
       this.#failAllocations(msg.clusters, msg.status);
@@ -282,10 +289,7 @@ export class LvolChannel implements BdevChannel {
     if (this.#allocWait.length > 0) {
       const list = this.#allocWait;
       this.#allocWait = [];
-      for (const io of list) {
-        this.#forgetAllocated(io);
-        this.#start(io);
-      }
+      for (const io of list) this.#start(io);
       done += list.length - this.#allocWait.length;
     }
     if (this.#parked.length > 0 && Atomics.load(this.#ctl, CTL_FROZEN) === 0 && Atomics.load(this.#ctl, CTL_GENERATION) === this.#generation) {
@@ -301,18 +305,6 @@ export class LvolChannel implements BdevChannel {
       }
     }
     return done;
-  }
-
-  /** Drops from #requested the clusters of io that are now allocated. */
-  #forgetAllocated(io: LvolIo): void {
-    if (this.#requested.size === 0) return;
-    const cs = this.#map.clusterSize;
-    const bs = this.blockSize;
-    const start = io.offsetBlocks * bs;
-    const end = start + io.numBlocks * bs;
-    for (let off = start - (start % cs); off < end; off += cs) {
-      if (translateOwn(this.#map, off) >= 0) this.#requested.delete(off / cs);
-    }
   }
 
   resize(numBlocks: number): void {
