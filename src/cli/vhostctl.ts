@@ -2,6 +2,7 @@
 // vhostd's methods, takes --param value pairs and checks them before sending).
 //   vhostctl [-s socket] [-t timeout] METHOD [--param value ...]
 //   vhostctl [-s socket] [-t timeout] call METHOD ['{"json": "params"}']
+import type { Writable } from 'node:stream';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { METHOD_SCHEMAS, paramFields, type MethodSchema, type ParamField } from '../rpc/method-schemas.ts';
 import { describeIssues } from '../rpc/method-table.ts';
@@ -9,6 +10,7 @@ import { RpcClient } from '../rpc/rpc-client.ts';
 import { RpcError } from '../rpc/rpc-error.ts';
 import { DEFAULT_RPC_SOCKET } from '../rpc/rpc-server.ts';
 import { PACKAGE_VERSION } from '../rpc/package-version.ts';
+import { LONG_METHODS, watchProgress, type ProgressWatch } from './operation-progress.ts';
 
 const SCHEMAS: Map<string, MethodSchema> = new Map(Object.values(METHOD_SCHEMAS).map((m) => [m.name, m]));
 
@@ -19,11 +21,14 @@ class UsageError extends Error {
 export interface VhostctlIo {
   out(text: string): void;
   err(text: string): void;
+  /** Where a progress bar is drawn (stderr by default). */
+  errStream?: Writable & { isTTY?: boolean };
 }
 
 const stdio: VhostctlIo = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
+  errStream: process.stderr,
 };
 
 function fieldUsage(f: ParamField): string {
@@ -155,6 +160,8 @@ export async function main(argv: string[], io: VhostctlIo = stdio): Promise<numb
     .usage('[-s socket] [-t timeout] METHOD [--param value ...]\n       vhostctl [-s socket] [-t timeout] call METHOD [JSON params]')
     .option('-s, --socket <path>', 'vhostd RPC socket', DEFAULT_RPC_SOCKET)
     .option('-t, --timeout <seconds>', 'seconds to wait for the response', timeoutSeconds, 60)
+    .option('--progress', 'draw a progress bar on stderr for long operations (default: when stderr is a terminal)')
+    .option('--no-progress', 'no progress bar')
     .version(PACKAGE_VERSION, '-V, --version')
     .argument('[method]', 'RPC method (see below), or "call"')
     .argument('[args...]', '--param value pairs (or METHOD and JSON params after "call")')
@@ -201,11 +208,15 @@ export async function main(argv: string[], io: VhostctlIo = stdio): Promise<numb
     return 1;
   }
 
-  const { socket, timeout } = program.opts<{ socket: string; timeout: number }>();
+  const { socket, timeout, progress } = program.opts<{ socket: string; timeout: number; progress?: boolean }>();
   let client: RpcClient | undefined;
+  let watch: ProgressWatch | null = null;
   try {
     client = await RpcClient.connect(socket, timeout * 1000);
-    const result = await client.call(method, params, timeout * 1000);
+    if (LONG_METHODS.has(method) && (progress ?? (io.errStream?.isTTY === true))) {
+      watch = await watchProgress(socket, io.errStream ?? process.stderr);
+    }
+    const result = await client.call(method, params, timeout * 1000).finally(() => watch?.stop());
     io.out(formatResult(result));
     return 0;
   } catch (e) {

@@ -159,3 +159,28 @@ test('lvol store, thin lvol on blk, snapshot under I/O, clone on a second contro
   const left = ((await d.call('bdev_lvol_get_lvols', {})) as Array<Record<string, unknown>>).map((l) => l.name).sort();
   assert.deepEqual(left, ['scratch', 'snap1', 'vm1']);
 });
+
+test('vhostctl draws the progress of an inflate (vhostd_get_operations) and prints the result', async () => {
+  const { main } = await import('../../src/cli/vhostctl.ts');
+  const { PassThrough } = await import('node:stream');
+  await d.call('bdev_malloc_create', { name: 'm-inflate', num_blocks: 256 * SECTORS_PER_MIB, block_size: 512 });
+  await d.call('bdev_lvol_create_lvstore', { bdev_name: 'm-inflate', lvs_name: 'lvs-i', cluster_sz: MiB, clear_method: 'none' });
+  await d.call('bdev_lvol_create', { lvs_name: 'lvs-i', lvol_name: 'base', size_in_mib: 200, thin_provision: true });
+  await d.call('bdev_lvol_snapshot', { lvol_name: 'lvs-i/base', snapshot_name: 'gold' });
+  await d.call('bdev_lvol_clone', { snapshot_name: 'lvs-i/gold', clone_name: 'work' });
+  const bar: string[] = [];
+  const stream = new PassThrough();
+  stream.on('data', (c: Buffer) => bar.push(c.toString()));
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['-s', d.rpcPath, '--progress', 'bdev_lvol_inflate', '--name', 'lvs-i/work'], {
+    out: (t) => out.push(t), err: (t) => err.push(t), errStream: stream,
+  });
+  assert.equal(code, 0, err.join(''));
+  assert.equal(out.join('').trim(), 'true');
+  const drawn = bar.join('');
+  assert.match(drawn, /inflate lvs-i\/work \[.*\] 100% \| 200\/200 clusters/, drawn);
+  const lvol = ((await d.call('bdev_lvol_get_lvols', { lvs_name: 'lvs-i' })) as Array<Record<string, unknown>>).find((l) => l.name === 'work');
+  assert.equal(lvol?.is_clone, false);
+  assert.equal(lvol?.is_thin_provisioned, false);
+});
