@@ -36,6 +36,8 @@ export type BlobErrorCode =
   | 'METADATA_CONFLICT'
   | 'BS_TYPE_MISMATCH'
   | 'DEVICE_TOO_SMALL'
+  /** Grow past what the cluster mask region reserved at format can describe. */
+  | 'CANNOT_GROW'
   /** Operation on a blobstore after unload. */
   | 'UNLOADED';
 

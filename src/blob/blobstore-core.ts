@@ -22,8 +22,9 @@ const ZERO_PAGE = new Uint8Array(BS_PAGE_SIZE);
 
 export class BlobstoreCore {
   readonly device: BlobDevice;
-  readonly layout: BlobstoreLayout;
-  readonly usedClusters: Bitmap;
+  /** Replaced (never edited) when the blobstore grows. */
+  layout: BlobstoreLayout;
+  usedClusters: Bitmap;
   /** Metadata pages in use (index within the metadata region). */
   readonly usedPages: Bitmap;
   /** Metadata pages that are a blob's root page. */

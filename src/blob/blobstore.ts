@@ -5,13 +5,13 @@
 // delete) first freeze that blob's I/O, so no I/O is in flight while its map changes.
 import { BlobError } from './blob-error.ts';
 import type { BlobDevice } from './blob-device.ts';
-import type { Bitmap } from './bitmap.ts';
+import { Bitmap } from './bitmap.ts';
 import { Blob } from './blob.ts';
 import type { BlobRecord } from './blob-record.ts';
 import type { BlobstoreCore } from './blobstore-core.ts';
 import { formatCore, formatUuid, type FormatOptions } from './blobstore-init.ts';
 import { loadCore, type LoadOptions } from './blobstore-load.ts';
-import { BLOB_ID_NONE, type BlobstoreLayout } from './blobstore-layout.ts';
+import { BLOB_ID_NONE, BS_MASK_HEADER_SIZE, BS_PAGE_SIZE, computeLayout, type BlobstoreLayout } from './blobstore-layout.ts';
 import {
   createBlobLocked, deleteBlobLocked, removeXattrLocked, resizeBlobLocked, setReadOnlyLocked, setXattrLocked,
 } from './blob-lifecycle.ts';
@@ -270,6 +270,42 @@ export class Blobstore {
         cloneIds: [...r.clones].sort((a, b) => a - b), readOnly: r.readOnly, thin: r.thin, pendingKind: r.pendingKind,
       })),
     };
+  }
+
+  /**
+   * Extends the blobstore over the whole device after the device grew. The on-disk layout fixes
+   * the cluster mask's page count at format, so it grows up to what those pages can describe
+   * (32,640 clusters per mask page). The super block write (one 4 KiB page) is the commit point;
+   * a crash before it leaves the old size. Returns the clusters added.
+   */
+  async grow(): Promise<number> {
+    return this.#locked(async () => {
+      const c = this.#core;
+      const old = c.layout;
+      const devBytes = c.device.blockSize * c.device.numBlocks;
+      const grown = computeLayout(devBytes, old.clusterSize, old.mdLen);
+      if (grown.totalClusters <= old.totalClusters) return 0;
+      if (grown.usedClusterMaskLen !== old.usedClusterMaskLen) {
+        const fits = (old.usedClusterMaskLen * BS_PAGE_SIZE - BS_MASK_HEADER_SIZE) * 8;
+        throw new BlobError(
+          'CANNOT_GROW',
+          `the cluster mask holds ${fits} clusters (${fits * old.clusterSize} bytes); the device's ${devBytes} bytes need ${grown.totalClusters}`,
+        );
+      }
+      const used = new Bitmap(grown.totalClusters, c.usedClusters.bits);
+      const prevLayout = c.layout;
+      const prevUsed = c.usedClusters;
+      c.layout = grown;
+      c.usedClusters = used;
+      try {
+        await c.writeSuper(false);
+      } catch (e) {
+        c.layout = prevLayout;
+        c.usedClusters = prevUsed;
+        throw e;
+      }
+      return grown.totalClusters - old.totalClusters;
+    });
   }
 
   /** Writes the bitmaps, then the super block marked clean. Refused while blobs are open. */

@@ -27,7 +27,6 @@ class PendingIo implements BdevIoWaiter {
 
 export class BdevBlobDevice implements BlobDevice {
   readonly blockSize: number;
-  readonly numBlocks: number;
   readonly #channel: BdevChannel;
   /** Base bdev reads unmapped blocks as zeroes: unmap is enough to clear; else write zeroes. */
   readonly #unmapReadsZero: boolean;
@@ -37,8 +36,16 @@ export class BdevBlobDevice implements BlobDevice {
   constructor(channel: BdevChannel, unmapReadsZero: boolean) {
     this.#channel = channel;
     this.blockSize = channel.blockSize;
-    this.numBlocks = channel.numBlocks;
     this.#unmapReadsZero = unmapReadsZero;
+  }
+
+  get numBlocks(): number {
+    return this.#channel.numBlocks;
+  }
+
+  /** The base bdev grew (or shrank): the blobstore sees the new size at its next grow. */
+  resize(numBlocks: number): void {
+    this.#channel.resize(numBlocks);
   }
 
   ioDone(): void {

@@ -450,6 +450,18 @@ export class LvolStore {
     }
   }
 
+  /** bdev_lvol_grow_lvstore: takes in the space the base bdev gained; returns clusters added. */
+  async grow(): Promise<number> {
+    this.#checkOpen();
+    this.#device.resize(this.baseBdev.numBlocks);
+    try {
+      return await this.blobstore.grow();
+    } catch (e) {
+      if (e instanceof BlobError && e.code === 'CANNOT_GROW') throw new LvolError('LVOL_NOT_SUPPORTED', `lvol store '${this.#name}': ${e.message}`);
+      throw lvolErrorOf(e, `cannot grow lvol store '${this.#name}'`);
+    }
+  }
+
   logAllocFailure(lvol: LvolBdev, clusters: number, e: unknown): void {
     log.error({ lvol: lvol.alias, clusters, err: e }, 'first-write cluster allocation failed: the write fails');
   }

@@ -67,9 +67,9 @@ export function registerLvolMethods(table: MethodTable, lvols: LvolModule, ops: 
     return true;
   });
 
-  table.register('bdev_lvol_grow_lvstore', (p) => {
-    const s = lvols.store(p);
-    throw new LvolError('LVOL_NOT_SUPPORTED', `growing lvol store '${s.name}' is not supported yet: its base bdev size is fixed at creation`);
+  table.register('bdev_lvol_grow_lvstore', async (p) => {
+    await lvols.store(p).grow();
+    return true;
   });
 
   table.register('bdev_lvol_create', async (p) => {

@@ -220,3 +220,21 @@ test('lvol: examine finds the store again after unload, with names and data; del
   assert.equal(mod3.stores().length, 0);
   assert.equal(base.claimedBy, null);
 });
+
+test('lvol store grows onto its base bdev after the bdev grew (bdev_lvol_grow_lvstore)', async () => {
+  const { NullBdev } = await import('../../../src/bdev/modules/null.ts');
+  const bdevs = new BdevRegistry();
+  const mod = new LvolModule(bdevs);
+  const base = new NullBdev({ name: 'Null0', numBlocks: (64 * MiB) / 512, blockSize: 512 });
+  bdevs.register(base);
+  await mod.waitForExamine();
+  const lvs = await mod.createStore('Null0', { name: 'lvs0', clusterSize: CS });
+  const total0 = lvs.blobstore.totalDataClusters;
+  assert.equal(await lvs.grow(), 0);
+  base.resize((128 * MiB) / 512);
+  bdevs.notifyResized(base);
+  assert.equal(await lvs.grow(), 64);
+  assert.equal(lvs.blobstore.totalDataClusters, total0 + 64);
+  const big = await lvs.createLvol('big', (total0 + 32) * CS, false);
+  assert.equal(big.blob.allocatedClusters, total0 + 32);
+});
