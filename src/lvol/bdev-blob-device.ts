@@ -30,11 +30,14 @@ export class BdevBlobDevice implements BlobDevice {
   readonly #channel: BdevChannel;
   /** Base bdev reads unmapped blocks as zeroes: unmap is enough to clear; else write zeroes. */
   readonly #unmapReadsZero: boolean;
+  /** The base bdev has flush: without it there is no volatile cache, completed writes are durable. */
+  readonly #flushes: boolean;
   #inflight = 0;
   #pumping = false;
 
-  constructor(channel: BdevChannel, unmapReadsZero: boolean) {
+  constructor(channel: BdevChannel, unmapReadsZero: boolean, flushes: boolean) {
     this.#channel = channel;
+    this.#flushes = flushes;
     this.blockSize = channel.blockSize;
     this.#unmapReadsZero = unmapReadsZero;
   }
@@ -89,6 +92,7 @@ export class BdevBlobDevice implements BlobDevice {
   }
 
   flush(): Promise<void> {
+    if (!this.#flushes) return Promise.resolve();
     return this.#submit('flush', (w) => this.#channel.flush(0, this.numBlocks, w));
   }
 

@@ -90,7 +90,7 @@ export class LvolStore {
   }
 
   static #openDevice(base: Bdev): BdevBlobDevice {
-    return new BdevBlobDevice(openBdevChannel(base.channelSpec()), base.unmapReadsZero);
+    return new BdevBlobDevice(openBdevChannel(base.channelSpec()), base.unmapReadsZero, base.ioTypes.flush);
   }
 
   /** Formats `base` as a new lvol store. The caller has checked the name is free and claimed nothing. */
