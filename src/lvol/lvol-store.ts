@@ -23,6 +23,8 @@ export const LVS_DEFAULT_CLUSTER_SIZE = 4 * 1024 * 1024;
 export const LVOL_NAME_MAX = 63;
 export const XATTR_NAME = 'name';
 export const XATTR_UUID = 'uuid';
+/** How the lvol's clusters are cleared when it is deleted (absent: the store's unmap). */
+export const XATTR_CLEAR_METHOD = 'clear_method';
 /** Clusters allocated per step of inflate/decouple (I/O keeps running between steps). */
 const COPY_STEP_CLUSTERS = 4;
 
@@ -216,7 +218,7 @@ export class LvolStore {
     return this.blobstore.freeClusters;
   }
 
-  async createLvol(name: string, sizeBytes: number, thin: boolean): Promise<LvolBdev> {
+  async createLvol(name: string, sizeBytes: number, thin: boolean, clearMethod: ClearMethod = 'unmap'): Promise<LvolBdev> {
     this.#checkOpen();
     this.#checkNameFree(name);
     const numClusters = this.#clustersFor(sizeBytes);
@@ -226,7 +228,9 @@ export class LvolStore {
     const uuid = randomUUID();
     let id: number;
     try {
-      id = await this.blobstore.createBlob({ numClusters, thin, xattrs: { [XATTR_NAME]: name, [XATTR_UUID]: uuid } });
+      const xattrs: Record<string, string> = { [XATTR_NAME]: name, [XATTR_UUID]: uuid };
+      if (clearMethod !== 'unmap') xattrs[XATTR_CLEAR_METHOD] = clearMethod;
+      id = await this.blobstore.createBlob({ numClusters, thin, xattrs });
     } catch (e) {
       throw lvolErrorOf(e, `cannot create lvol '${name}'`);
     }
@@ -387,7 +391,7 @@ export class LvolStore {
    * clone (every lvol of the store is quiesced meanwhile: the clone's chain changes); with more
    * clones it is refused.
    */
-  async deleteLvol(lvol: LvolBdev): Promise<void> {
+  async deleteLvol(lvol: LvolBdev, progress?: ProgressFn): Promise<void> {
     this.#checkOpen();
     if (lvol.claimedBy !== null) throw new LvolError('LVOL_IN_USE', `lvol '${lvol.alias}' is in use by '${lvol.claimedBy}'`);
     const clones = lvol.blob.cloneIds();
@@ -396,6 +400,16 @@ export class LvolStore {
       throw new LvolError('LVOL_HAS_CLONES', `snapshot '${lvol.alias}' has ${clones.length} clones (${names.join(', ')}): delete or inflate them first`);
     }
     const id = lvol.blob.id;
+    // clear_method write_zeroes: the data is zeroed before the clusters are freed (a snapshot
+    // merged into its clone hands them over instead).
+    if (clones.length === 0 && lvol.blob.getXattrString(XATTR_CLEAR_METHOD) === 'write_zeroes') {
+      const owned = lvol.blob.record.ownedClusters();
+      const cs = this.clusterSize;
+      for (let i = 0; i < owned.length; i++) {
+        await this.#device.writeZeroes(owned[i] * cs, cs);
+        progress?.(i + 1, owned.length);
+      }
+    }
     const affected = clones.length === 1 ? this.lvols().filter((l) => l !== lvol) : [];
     this.#bdevs.unregister(lvol.name);
     try {

@@ -74,7 +74,7 @@ export function registerLvolMethods(table: MethodTable, lvols: LvolModule, ops: 
 
   table.register('bdev_lvol_create', async (p) => {
     const store = lvols.store({ uuid: p.uuid, lvs_name: p.lvs_name });
-    const lvol = await store.createLvol(p.lvol_name, sizeBytes(p), p.thin_provision ?? false);
+    const lvol = await store.createLvol(p.lvol_name, sizeBytes(p), p.thin_provision ?? false, p.clear_method ?? 'unmap');
     return lvol.name;
   });
 
@@ -108,7 +108,7 @@ export function registerLvolMethods(table: MethodTable, lvols: LvolModule, ops: 
 
   table.register('bdev_lvol_delete', async (p) => {
     const lvol = lvols.lvol(p.name);
-    await lvol.store.deleteLvol(lvol);
+    await ops.run('delete', lvol.alias, (progress) => lvol.store.deleteLvol(lvol, progress));
     return true;
   });
 

@@ -238,3 +238,33 @@ test('lvol store grows onto its base bdev after the bdev grew (bdev_lvol_grow_lv
   const big = await lvs.createLvol('big', (total0 + 32) * CS, false);
   assert.equal(big.blob.allocatedClusters, total0 + 32);
 });
+
+test('lvol clear_method write_zeroes: deleting the lvol zeroes its clusters on the base bdev', async () => {
+  const { bdevs, mod, base } = await setup();
+  const lvs = await mod.createStore('Malloc0', { name: 'lvs0', clusterSize: CS, clearMethod: 'none' });
+  const keep = await lvs.createLvol('keep', 2 * MiB, false, 'none');
+  const wipe = await lvs.createLvol('wipe', 2 * MiB, false, 'write_zeroes');
+  const secret = pattern(4096, 77);
+  for (const l of [keep, wipe]) {
+    const io = new LvolIo(l);
+    await io.write(CS + 8192, secret);
+    io.close();
+  }
+  // Scan every cluster of the base bdev for the written block (at 8 KiB into its cluster).
+  const raw = new LvolIo(base);
+  const find = async (): Promise<number> => {
+    let hits = 0;
+    for (let off = 0; off < 64 * MiB; off += CS) {
+      const chunk = await raw.read(off + 8192, 4096);
+      if (chunk.every((b, i) => b === secret[i])) hits++;
+    }
+    return hits;
+  };
+  assert.equal(await find(), 2);
+  const steps: number[] = [];
+  await lvs.deleteLvol(wipe, (d) => steps.push(d));
+  assert.deepEqual(steps, [1, 2]);
+  assert.equal(await find(), 1, 'only the lvol with clear_method none still holds it');
+  assert.equal(bdevs.get('lvs0/wipe'), undefined);
+  raw.close();
+});
