@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { RpcClient } from '../src/rpc/rpc-client.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const NODE = join(ROOT, 'node_modules/.bin/node');
+export const NODE = join(ROOT, 'node_modules/.bin/node');
 
 export interface Endpoint {
   /** Row label, e.g. "vhostd blk malloc". */
@@ -25,7 +25,7 @@ export interface RunningTarget {
   stop(): Promise<void>;
 }
 
-async function waitFor(path: string, proc: ChildProcess, err: () => string): Promise<void> {
+export async function waitFor(path: string, proc: ChildProcess, err: () => string): Promise<void> {
   const deadline = Date.now() + 20000;
   while (!existsSync(path)) {
     if (proc.exitCode !== null) throw new Error(`exited: ${err()}`);
@@ -34,7 +34,7 @@ async function waitFor(path: string, proc: ChildProcess, err: () => string): Pro
   }
 }
 
-function stopper(proc: ChildProcess, dir: string): () => Promise<void> {
+export function stopper(proc: ChildProcess, dir: string): () => Promise<void> {
   return async () => {
     if (proc.exitCode === null) {
       const exited = new Promise((r) => proc.once('exit', r));
