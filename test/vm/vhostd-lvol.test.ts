@@ -103,18 +103,26 @@ async function scanRegion(d: Daemon, ctrlr: string, offsetMiB: number, sizeMiB: 
 
 interface LvolInfo {
   name: string;
+  alias: string;
   uuid: string;
   is_snapshot: boolean;
   is_clone: boolean;
   is_thin_provisioned: boolean;
-  num_allocated_clusters?: number;
 }
 
-async function lvols(d: Daemon): Promise<Record<string, Omit<LvolInfo, 'name'>>> {
+/** The store's lvols by name: what bdev_lvol_get_lvols says, plus allocated clusters and parent from bdev_get_bdevs. */
+async function lvols(d: Daemon): Promise<Record<string, Record<string, unknown>>> {
   const list = (await d.call('bdev_lvol_get_lvols', { lvs_name: 'lvs0' })) as LvolInfo[];
-  return Object.fromEntries(
-    list.map((l) => [l.name, { uuid: l.uuid, is_snapshot: l.is_snapshot, is_clone: l.is_clone, is_thin_provisioned: l.is_thin_provisioned, num_allocated_clusters: l.num_allocated_clusters }]),
-  );
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const l of list) {
+    const [bdev] = (await d.call('bdev_get_bdevs', { name: l.alias })) as Array<{ driver_specific: { lvol: Record<string, unknown> } }>;
+    const { num_allocated_clusters, base_snapshot, clones } = bdev.driver_specific.lvol;
+    out[l.name] = {
+      uuid: l.uuid, is_snapshot: l.is_snapshot, is_clone: l.is_clone, is_thin_provisioned: l.is_thin_provisioned,
+      num_allocated_clusters, base_snapshot, clones: Array.isArray(clones) ? [...clones].sort() : clones,
+    };
+  }
+  return out;
 }
 
 async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
@@ -214,9 +222,10 @@ async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
 
   // Restart: save the config, stop cleanly (the pool file stays), start from the config.
   const before = await lvols(d);
+  t.diagnostic(`lvols before the restart: ${JSON.stringify(before)}`);
   assert.deepEqual(
-    Object.fromEntries(Object.entries(before).map(([n, l]) => [n, [l.is_snapshot, l.is_clone]])),
-    { vol1: [false, true], snap1: [true, false], vol2: [false, true] },
+    Object.fromEntries(Object.entries(before).map(([n, l]) => [n, [l.is_snapshot, l.is_clone, l.base_snapshot, l.clones]])),
+    { vol1: [false, true, 'snap1', undefined], snap1: [true, false, undefined, ['vol1', 'vol2']], vol2: [false, true, 'snap1', undefined] },
     'vol1 and vol2 are clones of snap1',
   );
   const config = join(dataDir, 'config.json');
