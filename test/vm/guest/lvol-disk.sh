@@ -30,6 +30,7 @@ lvol_fio() {
     C) vm_off=$(vm_param c_offset 64M) ;;
   esac
   vm_out=/tmp/fio-$vm_region-$vm_gen-$vm_mode.out
+  vm_extra=$*
   set -- --name=lvol --filename="$DEV" --bs=4k --iodepth=16 --ioengine=libaio --direct=1 \
     --rw=randwrite --offset="$vm_off" --size="$vm_size" --verify=pattern --verify_pattern="0x${vm_gen}5c3e9d17%o" "$@"
   case $vm_mode in
@@ -39,7 +40,7 @@ lvol_fio() {
   esac
   vm_rc=$?
   cat "$vm_out"
-  DETAIL="region $vm_region gen $vm_gen offset=$vm_off size=$vm_size $(grep -oE '(read|write): IOPS=[^,]*' "$vm_out" | tr '\n' ' ')"
+  DETAIL="region $vm_region gen $vm_gen offset=$vm_off size=$vm_size${vm_extra:+ $vm_extra} $(grep -oE '(read|write): IOPS=[^,]*' "$vm_out" | tr '\n' ' ')"
   return $vm_rc
 }
 
