@@ -60,14 +60,15 @@ async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
     const job: BenchJob = validateJob({
       socket: e.socket, device: e.device, rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
       queueSize: 256, runtime: Number(args.runtime), ramp: Number(args.ramp), size: 0, verify: false,
-      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid, hugepages,
+      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid, hugepages, targetRpc: t.rpc,
     });
     const r = await runBench(job);
     rows.push({ target: e.label, backend: e.backend, device: e.device, workload: w.name, r });
     const l = r.latencyUs;
     process.stdout.write(
       `${e.label.padEnd(24)} ${e.backend.padEnd(30)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(9)} IOPS ` +
-        `avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us target ${r.cpu.targetPct.toFixed(0)}% gen ${r.cpu.generatorPct.toFixed(0)}% errors ${r.errors}\n`,
+        `avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us target ${r.cpu.targetPct.toFixed(0)}% gen ${r.cpu.generatorPct.toFixed(0)}% ` +
+        `GCs gen ${r.gc.generatorCount} target ${targetGcCell(r)} errors ${r.errors}\n`,
     );
   }
 }
@@ -87,12 +88,28 @@ function machine(): string {
   return `${cpus().length} x ${model}, Linux ${release()}, Node ${process.version}`;
 }
 
+/** The target's reactors (summed): collections; empty for targets without vhostd's GC RPC. */
+function targetGcCell(r: BenchResult): string {
+  const g = r.gc.target;
+  return g ? String(g.reduce((a, x) => a + x.collections, 0)) : '';
+}
+
+/** Heap growth of the target's reactors in KiB, and bytes allocated per I/O. */
+function targetHeapCells(r: BenchResult): string {
+  const g = r.gc.target;
+  if (!g) return ' | ';
+  const growth = g.reduce((a, x) => a + x.heapGrowthBytes, 0);
+  const allocated = g.reduce((a, x) => a + x.allocatedBytes, 0);
+  return `${growth >= 0 ? '+' : ''}${(growth / 1024).toFixed(0)} | ${r.ios > 0 ? (allocated / r.ios).toFixed(1) : ''}`;
+}
+
 function table(): string {
-  const head = '| target | backend | workload | IOPS | MB/s | avg lat (us) | p50 | p99 | p99.9 | target CPU | generator CPU | generator GCs |';
-  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const head =
+    '| target | backend | workload | IOPS | MB/s | avg lat (us) | p50 | p99 | p99.9 | target CPU | generator CPU | generator GCs | target GCs | target heap (KiB) | target B/IO |';
+  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = rows.map(({ target, backend, workload, r }) => {
     const l = r.latencyUs;
-    return `| ${target} | ${backend} | ${workload} | ${Math.round(r.iops).toLocaleString('en-US')} | ${r.mbps.toFixed(0)} | ${l.avg.toFixed(1)} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.p999.toFixed(1)} | ${r.cpu.targetPct.toFixed(0)}% | ${r.cpu.generatorPct.toFixed(0)}% | ${r.gc.generatorCount} |`;
+    return `| ${target} | ${backend} | ${workload} | ${Math.round(r.iops).toLocaleString('en-US')} | ${r.mbps.toFixed(0)} | ${l.avg.toFixed(1)} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.p999.toFixed(1)} | ${r.cpu.targetPct.toFixed(0)}% | ${r.cpu.generatorPct.toFixed(0)}% | ${r.gc.generatorCount} | ${targetGcCell(r)} | ${targetHeapCells(r)} |`;
   });
   return [head, sep, ...lines].join('\n');
 }
@@ -138,6 +155,8 @@ async function main(): Promise<void> {
     `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
     `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB;`,
     `generator guest memory ${hugepages ? 'on 2 MiB huge pages (memfd MFD_HUGETLB)' : 'on 4 KiB pages (huge pages could not be reserved)'}.`,
+    'GC columns cover the measured window: the generator\'s own thread, and (vhostd only) its reactor threads read through',
+    'vhostd_reactor_gc_start/stop: collections, heap growth, and bytes allocated per I/O (heap growth plus what collections freed).',
     '',
     table(),
     ...adaptiveText,

@@ -21,6 +21,8 @@ export interface Endpoint {
 export interface RunningTarget {
   name: string;
   pid: number;
+  /** vhostd's RPC socket: the generator reads its reactors' GC over the measured window. */
+  rpc?: string;
   endpoints: Endpoint[];
   stop(): Promise<void>;
 }
@@ -83,7 +85,7 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   }
   rpc.close();
   const stop = stopper(proc, dir);
-  return { name: 'vhostd', pid: proc.pid!, endpoints, stop };
+  return { name: 'vhostd', pid: proc.pid!, rpc: rpcPath, endpoints, stop };
 }
 
 /** qemu-storage-daemon pinned to `cpu`: vhost-user-blk exports of null-co and an io_uring tmpfs file. */

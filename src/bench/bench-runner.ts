@@ -1,6 +1,6 @@
 // The load generator's loop: keeps iodepth requests in flight per queue, busy-polls used rings,
 // records latencies in a histogram. Nothing in the loop allocates.
-import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { BenchJob } from './bench-job.ts';
 import type { IoSlot, IoTarget } from './io-target.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
@@ -9,6 +9,8 @@ import { ScsiIoTarget } from './scsi-io-target.ts';
 import { BlkIoTarget } from './blk-io-target.ts';
 import { pinCurrentThread } from '../sys/affinity.ts';
 import { fillPattern, checkPattern } from './data-pattern.ts';
+import { GcWindow, type GcWindowReport } from '../reactor/gc-window.ts';
+import { TargetGc, type TargetReactorGc } from './target-gc.ts';
 
 export interface BenchResult {
   job: BenchJob;
@@ -22,7 +24,13 @@ export interface BenchResult {
   mbps: number;
   latencyUs: { min: number; avg: number; p50: number; p99: number; p999: number; max: number };
   cpu: { generatorPct: number; targetPct: number };
-  gc: { generatorCount: number; generatorHeapGrowthBytes: number };
+  gc: {
+    generatorCount: number;
+    generatorHeapGrowthBytes: number;
+    generatorAllocatedBytes: number;
+    /** The target's reactors over the measured window (vhostd with --target-rpc), else null. */
+    target: TargetReactorGc[] | null;
+  };
   verify: { blocks: number; mismatches: number } | null;
 }
 
@@ -47,15 +55,20 @@ export async function connectTarget(job: BenchJob): Promise<IoTarget> {
 }
 
 export async function runBench(job: BenchJob, onProgress?: (done: number, total: number) => void): Promise<BenchResult> {
-  const t = await connectTarget(job);
+  const targetGc = job.targetRpc ? await TargetGc.connect(job.targetRpc) : null;
   try {
-    return await drive(t, job, onProgress);
+    const t = await connectTarget(job);
+    try {
+      return await drive(t, job, targetGc, onProgress);
+    } finally {
+      await t.close();
+    }
   } finally {
-    await t.close();
+    targetGc?.close();
   }
 }
 
-async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, total: number) => void): Promise<BenchResult> {
+async function drive(t: IoTarget, job: BenchJob, targetGc: TargetGc | null, onProgress?: (done: number, total: number) => void): Promise<BenchResult> {
   if (job.bs % t.blockSize !== 0) throw new Error(`--bs ${job.bs} is not a multiple of the device block size ${t.blockSize}`);
   const range = job.size > 0 ? Math.min(job.size, t.capacityBytes) : t.capacityBytes;
   const units = Math.floor(range / job.bs);
@@ -76,12 +89,10 @@ async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, tot
   const random = job.rw.startsWith('rand');
   const mixRead = job.rw === 'read' || job.rw === 'randread' ? 100 : job.rw === 'write' || job.rw === 'randwrite' ? 0 : job.rwmixread;
 
-  let gcCount = 0;
   let measuring = false;
-  const gcObserver = new PerformanceObserver((list) => {
-    if (measuring) gcCount += list.getEntries().length;
-  });
-  gcObserver.observe({ entryTypes: ['gc'] });
+  // GCProfiler, not a PerformanceObserver: the loop below never yields, observers would see nothing.
+  const gcWindow = new GcWindow();
+  let gen: GcWindowReport | null = null;
 
   const issue = (slot: IoSlot): void => {
     const i = slot.benchIndex;
@@ -115,7 +126,6 @@ async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, tot
   const end = measureFrom + job.runtime * 1000;
   let cpuSelf0 = process.cpuUsage();
   let cpuTarget0 = processCpuSeconds(pid);
-  let heap0 = process.memoryUsage().heapUsed;
   let measureStart = measureFrom;
   let now = begin;
   let stopping = false;
@@ -129,7 +139,9 @@ async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, tot
       for (let k = 0; k < n; k++) {
         const slot = t.completed[k];
         const i = slot.benchIndex;
-        if (measuring) {
+        // Only I/Os submitted in the window: the target's GC window starts with an RPC, during
+        // which the requests in flight complete but are not reaped.
+        if (measuring && startAt[i] >= measureStart) {
           hist.record((now - startAt[i]) * 1e6);
           if (isWrite[i]) writes++;
           else reads++;
@@ -144,15 +156,20 @@ async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, tot
     }
     now = performance.now();
     if (!measuring && !stopping && now >= measureFrom) {
+      if (targetGc) {
+        await targetGc.start();
+        now = performance.now();
+      }
       measuring = true;
       measureStart = now;
       cpuSelf0 = process.cpuUsage();
       cpuTarget0 = processCpuSeconds(pid);
-      heap0 = process.memoryUsage().heapUsed;
+      gcWindow.start();
     }
     if (!stopping && now >= end) {
       stopping = true;
       measuring = false;
+      gen = gcWindow.stop();
     }
     if (onProgress && now - lastProgress > 250) {
       lastProgress = now;
@@ -162,9 +179,7 @@ async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, tot
   const seconds = (now - measureStart) / 1000;
   const cpuSelf = process.cpuUsage(cpuSelf0);
   const cpuTarget = processCpuSeconds(pid) - cpuTarget0;
-  const heapGrowth = process.memoryUsage().heapUsed - heap0;
-  await new Promise((r) => setImmediate(r)); // let buffered GC entries arrive
-  gcObserver.disconnect();
+  const target = targetGc ? await targetGc.stop() : null;
 
   let verify: BenchResult['verify'] = null;
   if (written) verify = await verifyWritten(t, job, written);
@@ -189,7 +204,12 @@ async function drive(t: IoTarget, job: BenchJob, onProgress?: (done: number, tot
       max: hist.maxNs / 1000,
     },
     cpu: { generatorPct: ((cpuSelf.user + cpuSelf.system) / 1e6 / seconds) * 100, targetPct: (cpuTarget / seconds) * 100 },
-    gc: { generatorCount: gcCount, generatorHeapGrowthBytes: heapGrowth },
+    gc: {
+      generatorCount: gen?.collections ?? 0,
+      generatorHeapGrowthBytes: gen?.heapGrowthBytes ?? 0,
+      generatorAllocatedBytes: gen?.allocatedBytes ?? 0,
+      target,
+    },
     verify,
   };
 }

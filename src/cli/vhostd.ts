@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   const reactors = new ReactorPool(cpus, opts.pollMode, log, opts.pin);
   const bdevs = new BdevRegistry();
   const vhost = new ControllerRegistry(socketDir, reactors, bdevs, log);
-  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, logger: log });
+  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, reactors, logger: log });
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

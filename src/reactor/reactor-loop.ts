@@ -6,6 +6,7 @@ import { eventfdDrain } from '../sys/eventfd.ts';
 import { VirtioDevice, DeviceError, type DeviceHost } from '../devices/virtio-device.ts';
 import { createDeviceModel } from '../devices/device-models.ts';
 import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
+import { GcWindow } from './gc-window.ts';
 import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
 
 const EPOLLET = 1 << 31;
@@ -27,6 +28,7 @@ export class ReactorLoop implements DeviceHost {
   private pendingStops: PendingStop[] = [];
   private stopping = false;
   private shutdownSeq = -1;
+  private readonly gcWindow = new GcWindow();
   /** Counters for `stats`. */
   loops = 0;
   sleeps = 0;
@@ -132,6 +134,19 @@ export class ReactorLoop implements DeviceHost {
         return 0;
       case 'stats':
         return this.loops;
+      case 'gc.start':
+        this.gcWindow.start();
+        return 0;
+      case 'gc.stop': {
+        const gc = this.gcWindow.stop();
+        if (!gc) {
+          this.fail(seq, { code: 'NO_GC_WINDOW', message: 'no GC window was started on this reactor' });
+          return null;
+        }
+        const r: ReactorReply = { seq, ok: true, value: 0, gc };
+        this.port.postMessage(r);
+        return null;
+      }
       case 'shutdown':
         this.stopping = true;
         this.shutdownSeq = seq;

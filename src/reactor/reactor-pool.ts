@@ -3,6 +3,7 @@ import { ReactorHandle } from './reactor-handle.ts';
 import type { PollMode } from './poll-mode.ts';
 import type { Logger } from '../log/logger.ts';
 import { CpumaskError } from './cpumask.ts';
+import type { GcWindowReport } from './gc-window.ts';
 
 export class ReactorPool {
   readonly reactors: ReactorHandle[];
@@ -30,6 +31,16 @@ export class ReactorPool {
 
   cpus(): number[] {
     return this.reactors.map((r) => r.cpu);
+  }
+
+  /** Starts a GC window in every reactor thread. */
+  async startGcWindows(): Promise<void> {
+    await Promise.all(this.reactors.map((r) => r.startGcWindow()));
+  }
+
+  /** Ends the GC windows: one report per reactor (fails with NO_GC_WINDOW when none was started). */
+  async stopGcWindows(): Promise<{ reactor: number; cpu: number; gc: GcWindowReport }[]> {
+    return Promise.all(this.reactors.map(async (r) => ({ reactor: r.index, cpu: r.cpu, gc: await r.stopGcWindow() })));
   }
 
   async stop(): Promise<void> {

@@ -9,6 +9,7 @@ import type { MethodTable } from './method-table.ts';
 import { dispatchMessage, type RpcCaller } from './rpc-dispatch.ts';
 import { parseError, RpcError } from './rpc-error.ts';
 import type { VhostApi } from './vhost-api.ts';
+import type { ReactorGcApi } from './reactor-methods.ts';
 import { createMethodTable } from './vhostd-methods.ts';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/vhostd.sock';
@@ -211,6 +212,7 @@ export interface CreateRpcServerOptions {
   socketPath?: string;
   bdevs: BdevRegistry;
   vhost?: VhostApi;
+  reactors?: ReactorGcApi;
   logger?: Logger;
   maxRequestBytes?: number;
 }
@@ -218,6 +220,6 @@ export interface CreateRpcServerOptions {
 /** The daemon's RPC server: every vhostd method over these registries. */
 export function createRpcServer(opts: CreateRpcServerOptions): RpcServer {
   const logger = opts.logger ? opts.logger.child({ component: 'rpc' }) : componentLogger('rpc');
-  const methods = createMethodTable({ bdevs: opts.bdevs, vhost: opts.vhost, logger });
+  const methods = createMethodTable({ bdevs: opts.bdevs, vhost: opts.vhost, reactors: opts.reactors, logger });
   return new RpcServer({ socketPath: opts.socketPath ?? DEFAULT_RPC_SOCKET, methods, logger, maxRequestBytes: opts.maxRequestBytes });
 }

@@ -7,12 +7,15 @@ import { registerBdevMethods } from './bdev-methods.ts';
 import { registerVhostMethods } from './vhost-methods.ts';
 import { SubsystemConfigBuilder } from './subsystem-config.ts';
 import type { VhostApi } from './vhost-api.ts';
+import { registerReactorMethods, type ReactorGcApi } from './reactor-methods.ts';
 
 export interface VhostdMethodsOptions {
   bdevs: BdevRegistry;
   /** Without it the vhost_* methods are not offered. */
   vhost?: VhostApi;
   logger?: Logger;
+  /** Without it the vhostd_reactor_* methods are not offered. */
+  reactors?: ReactorGcApi;
 }
 
 export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
@@ -23,5 +26,6 @@ export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
   registerFrameworkMethods(table, config);
   registerBdevMethods(table, opts.bdevs);
   if (opts.vhost) registerVhostMethods(table, opts.vhost);
+  if (opts.reactors) registerReactorMethods(table, opts.reactors);
   return table;
 }
