@@ -30,6 +30,8 @@ export class ReactorLoop implements DeviceHost {
   private pendingStops: PendingStop[] = [];
   private stopping = false;
   private shutdownSeq = -1;
+  /** Guest notifications are enabled (set before sleeping, cleared by the next turn). */
+  private armed = false;
   private readonly gcWindow = new GcWindow();
   /** Counters for `stats`. */
   loops = 0;
@@ -179,19 +181,30 @@ export class ReactorLoop implements DeviceHost {
     this.pendingStops = still;
   }
 
+  /**
+   * Re-enables guest notifications and sleeps in epoll until a kick, the mailbox or a timeout.
+   * Notifications stay enabled when it returns: the next turn serves the kicked queues first and
+   * disarms after (see run), which keeps the first I/O after a sleep short.
+   */
   private sleep(): void {
     const devices = this.deviceList;
     // Requests waiting for bdev completions (io_uring) are reaped by polling: no sleeping then.
     for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0 || devices[i].hasPendingSignals()) return;
     let arrived = false;
     for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
-    if (!arrived) {
-      this.sleeps++;
-      // Pending stops or retired memory need the loop to come back soon even without kicks.
-      const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
-      const n = this.epoll.wait(timeout);
-      for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
-    }
+    this.armed = true;
+    if (arrived) return;
+    this.sleeps++;
+    // Pending stops or retired memory need the loop to come back soon even without kicks.
+    const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
+    const n = this.epoll.wait(timeout);
+    for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
+  }
+
+  /** After the first turn following a sleep: back to polling without guest kicks. */
+  private disarm(): void {
+    this.armed = false;
+    const devices = this.deviceList;
     for (let i = 0; i < devices.length; i++) devices[i].disarmNotifications();
   }
 
@@ -204,10 +217,14 @@ export class ReactorLoop implements DeviceHost {
     let idleSince = 0;
     while (!this.stopping) {
       this.loops++;
-      this.drainMailbox();
+      // Queues first, then the mailbox and, after a sleep, disarming: right after a wake-up every
+      // step runs cold (measured: 5 us for an empty mailbox, 10-18 us to disarm, vs 0.1 us warm),
+      // and the kicked request should not wait behind them.
       let work = 0;
       const devices = this.deviceList;
       for (let i = 0; i < devices.length; i++) work += devices[i].poll();
+      if (this.armed) this.disarm();
+      this.drainMailbox();
       this.finishPendingStops();
       if (work > 0) {
         idleTurns = 0;
