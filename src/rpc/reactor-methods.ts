@@ -16,7 +16,7 @@ async function stopped(reactors: ReactorGcApi): ReturnType<ReactorGcApi['stopGcW
     return await reactors.stopGcWindows();
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'NO_GC_WINDOW') throw e;
-    const detail = 'no GC window is running on the reactors: call vhostd_reactor_gc_start first';
+    const detail = 'no GC window is running on the reactors: call vhostd_reactor_gc_start first (a window ends by itself after 10 minutes)';
     throw new RpcError('GC_WINDOW_NOT_STARTED', SPDK_JSONRPC_ERROR_INVALID_PARAMS, detail, { code: 'GC_WINDOW_NOT_STARTED', detail });
   }
 }
