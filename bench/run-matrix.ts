@@ -7,7 +7,7 @@ import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
 import { validateJob, type BenchJob, type RwMode } from '../src/bench/bench-job.ts';
-import { startQsd, startSpdk, startVhostd, type Endpoint, type RunningTarget } from './targets.ts';
+import { startQsd, startSpdk, startVhostd, startVhostdMultiReactor, type Endpoint, type RunningTarget } from './targets.ts';
 import { measureAdaptive, type AdaptiveFigures } from './adaptive-idle.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
@@ -49,6 +49,9 @@ interface Row {
 
 const targetCpu = Number(args['target-cpu']);
 const generatorCpu = Number(args['generator-cpu']);
+/** The 2-reactor rows: reactors on the target CPU and the generator's (only 2 cores here). */
+const twoCpus = [targetCpu, generatorCpu];
+const MULTI_REACTOR_WORKLOADS = ['4k randread QD1', '4k randread QD32', '4k randwrite QD32'];
 const tmpfs = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
 // Guest memory on huge pages for every target (as VMs with hugetlbfs; SPDK requires it), when they can be reserved.
 const hugepages = reserveHugepages(2048);
@@ -56,18 +59,22 @@ const rows: Row[] = [];
 
 async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
   for (const w of WORKLOADS) {
-    if (args.only && !`${e.label} ${e.backend} ${w.name}`.includes(args.only)) continue;
+    if (e.workloads && !e.workloads.includes(w.name)) continue;
+    const queues = e.queues ?? 1;
+    const name = queues > 1 ? `${w.name} x ${queues} queues` : w.name;
+    if (args.only && !`${e.label} ${e.backend} ${name}`.includes(args.only)) continue;
     const job: BenchJob = validateJob({
-      socket: e.socket, device: e.device, rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
+      socket: e.socket, device: e.device, rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues,
       queueSize: 256, runtime: Number(args.runtime), ramp: Number(args.ramp), size: 0, verify: false,
-      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid, hugepages,
+      cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: t.pid, hugepages, targetRpc: t.rpc,
     });
     const r = await runBench(job);
-    rows.push({ target: e.label, backend: e.backend, device: e.device, workload: w.name, r });
+    rows.push({ target: e.label, backend: e.backend, device: e.device, workload: name, r });
     const l = r.latencyUs;
     process.stdout.write(
-      `${e.label.padEnd(24)} ${e.backend.padEnd(30)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(9)} IOPS ` +
-        `avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us target ${r.cpu.targetPct.toFixed(0)}% gen ${r.cpu.generatorPct.toFixed(0)}% errors ${r.errors}\n`,
+      `${e.label.padEnd(24)} ${e.backend.padEnd(30)} ${name.padEnd(18)} ${Math.round(r.iops).toString().padStart(9)} IOPS ` +
+        `avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us target ${r.cpu.targetPct.toFixed(0)}% gen ${r.cpu.generatorPct.toFixed(0)}% ` +
+        `GCs gen ${r.gc.generatorCount} target ${targetGcCell(r)} errors ${r.errors}\n`,
     );
   }
 }
@@ -87,12 +94,28 @@ function machine(): string {
   return `${cpus().length} x ${model}, Linux ${release()}, Node ${process.version}`;
 }
 
+/** The target's reactors (summed): collections; empty for targets without vhostd's GC RPC. */
+function targetGcCell(r: BenchResult): string {
+  const g = r.gc.target;
+  return g ? String(g.reduce((a, x) => a + x.collections, 0)) : '';
+}
+
+/** Heap growth of the target's reactors in KiB, and bytes allocated per I/O. */
+function targetHeapCells(r: BenchResult): string {
+  const g = r.gc.target;
+  if (!g) return ' | ';
+  const growth = g.reduce((a, x) => a + x.heapGrowthBytes, 0);
+  const allocated = g.reduce((a, x) => a + x.allocatedBytes, 0);
+  return `${growth >= 0 ? '+' : ''}${(growth / 1024).toFixed(0)} | ${r.ios > 0 ? (allocated / r.ios).toFixed(1) : ''}`;
+}
+
 function table(): string {
-  const head = '| target | backend | workload | IOPS | MB/s | avg lat (us) | p50 | p99 | p99.9 | target CPU | generator CPU | generator GCs |';
-  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const head =
+    '| target | backend | workload | IOPS | MB/s | avg lat (us) | p50 | p99 | p99.9 | target CPU | generator CPU | generator GCs | target GCs | target heap (KiB) | target B/IO |';
+  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = rows.map(({ target, backend, workload, r }) => {
     const l = r.latencyUs;
-    return `| ${target} | ${backend} | ${workload} | ${Math.round(r.iops).toLocaleString('en-US')} | ${r.mbps.toFixed(0)} | ${l.avg.toFixed(1)} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.p999.toFixed(1)} | ${r.cpu.targetPct.toFixed(0)}% | ${r.cpu.generatorPct.toFixed(0)}% | ${r.gc.generatorCount} |`;
+    return `| ${target} | ${backend} | ${workload} | ${Math.round(r.iops).toLocaleString('en-US')} | ${r.mbps.toFixed(0)} | ${l.avg.toFixed(1)} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.p999.toFixed(1)} | ${r.cpu.targetPct.toFixed(0)}% | ${r.cpu.generatorPct.toFixed(0)}% | ${r.gc.generatorCount} | ${targetGcCell(r)} | ${targetHeapCells(r)} |`;
   });
   return [head, sep, ...lines].join('\n');
 }
@@ -101,6 +124,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const targets: (() => Promise<RunningTarget | null>)[] = [
     () => startVhostd(targetCpu, String(args['poll-mode']), tmpfs, 1024),
+    () => startVhostdMultiReactor(twoCpus, String(args['poll-mode']), 1024, MULTI_REACTOR_WORKLOADS),
     () => startQsd(targetCpu, tmpfs, 1024),
     () => startSpdk(targetCpu, 1024),
   ];
@@ -137,7 +161,13 @@ async function main(): Promise<void> {
     `Run ${started.toISOString()} on ${machine()}.`,
     `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
     `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB;`,
+    `except the "${twoCpus.length} reactors" rows: vhostd -m [${twoCpus.join(',')}] (one reactor pinned to each CPU), blk controllers with cpumask [${twoCpus.join(',')}] whose`,
+    `2 queues are served one per reactor, generator with 2 queues (iodepth per queue) still pinned to CPU ${generatorCpu}. This machine has only`,
+    `${cpus().length} cores: the generator shares CPU ${generatorCpu} with reactor 1 (three busy-polling threads on two cores), so these rows show`,
+    `that queues spread over reactors work, not how vhostd scales; target CPU is up to 200% there.`,
     `generator guest memory ${hugepages ? 'on 2 MiB huge pages (memfd MFD_HUGETLB)' : 'on 4 KiB pages (huge pages could not be reserved)'}.`,
+    'GC columns cover the measured window: the generator\'s own thread, and (vhostd only) its reactor threads read through',
+    'vhostd_reactor_gc_start/stop: collections, heap growth, and bytes allocated per I/O (heap growth plus what collections freed).',
     '',
     table(),
     ...adaptiveText,

@@ -16,11 +16,17 @@ export interface Endpoint {
   device: 'scsi' | 'blk';
   /** What backs it, said plainly (RAM, no data touched, tmpfs file...). */
   backend: string;
+  /** Request queues the generator uses (default 1). */
+  queues?: number;
+  /** Only these workloads of the matrix (by name; default all). */
+  workloads?: string[];
 }
 
 export interface RunningTarget {
   name: string;
   pid: number;
+  /** vhostd's RPC socket: the generator reads its reactors' GC over the measured window. */
+  rpc?: string;
   endpoints: Endpoint[];
   stop(): Promise<void>;
 }
@@ -47,17 +53,23 @@ export function stopper(proc: ChildProcess, dir: string): () => Promise<void> {
   };
 }
 
-/** vhostd pinned to `cpu` (process and reactor), with RAM, null and (if available) io_uring bdevs. */
-export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget> {
+/** A vhostd process (taskset to `cpus`, one reactor per CPU) and an RPC client on it. */
+async function spawnVhostd(cpus: number[], pollMode: string): Promise<{ dir: string; rpcPath: string; proc: ChildProcess; rpc: RpcClient }> {
   const dir = mkdtempSync(join(tmpdir(), 'vhostd-bench-'));
   const rpcPath = join(dir, 'rpc.sock');
-  const proc = spawn('taskset', ['-c', String(cpu), NODE, join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '-S', dir, '-r', rpcPath, '-m', `[${cpu}]`, '--poll-mode', pollMode, '--log-level', 'warn'], {
+  const list = cpus.join(',');
+  const proc = spawn('taskset', ['-c', list, NODE, join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '-S', dir, '-r', rpcPath, '-m', `[${list}]`, '--poll-mode', pollMode, '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   await waitFor(rpcPath, proc, () => err);
-  const rpc = await RpcClient.connect(rpcPath);
+  return { dir, rpcPath, proc, rpc: await RpcClient.connect(rpcPath) };
+}
+
+/** vhostd pinned to `cpu` (process and reactor), with RAM, null and (if available) io_uring bdevs. */
+export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget> {
+  const { dir, rpcPath, proc, rpc } = await spawnVhostd([cpu], pollMode);
   const blocks = (sizeMiB * 1024 * 1024) / 512;
   const endpoints: Endpoint[] = [];
   await rpc.call('bdev_malloc_create', { name: 'mal', num_blocks: blocks, block_size: 512 });
@@ -83,7 +95,37 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   }
   rpc.close();
   const stop = stopper(proc, dir);
-  return { name: 'vhostd', pid: proc.pid!, endpoints, stop };
+  return { name: 'vhostd', pid: proc.pid!, rpc: rpcPath, endpoints, stop };
+}
+
+/**
+ * vhostd with one reactor per CPU of `cpus` and blk controllers on all of them: the generator's
+ * queues are spread over the reactors (queue i on reactor i).
+ */
+export async function startVhostdMultiReactor(cpus: number[], pollMode: string, sizeMiB: number, workloads: string[]): Promise<RunningTarget> {
+  const { dir, rpcPath, proc, rpc } = await spawnVhostd(cpus, pollMode);
+  const blocks = (sizeMiB * 1024 * 1024) / 512;
+  const cpumask = `[${cpus.join(',')}]`;
+  try {
+    await rpc.call('bdev_malloc_create', { name: 'mal', num_blocks: blocks, block_size: 512 });
+    await rpc.call('bdev_null_create', { name: 'nul', num_blocks: blocks, block_size: 512 });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-mal', dev_name: 'mal', cpumask });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nul', dev_name: 'nul', cpumask });
+  } finally {
+    rpc.close();
+  }
+  const label = `vhostd blk, ${cpus.length} reactors`;
+  const queues = cpus.length;
+  return {
+    name: 'vhostd-multi-reactor',
+    pid: proc.pid!,
+    rpc: rpcPath,
+    endpoints: [
+      { label, socket: join(dir, 'blk-mal'), device: 'blk', backend: 'malloc (RAM)', queues, workloads },
+      { label, socket: join(dir, 'blk-nul'), device: 'blk', backend: 'null (no data touched)', queues, workloads },
+    ],
+    stop: stopper(proc, dir),
+  };
 }
 
 /** qemu-storage-daemon pinned to `cpu`: vhost-user-blk exports of null-co and an io_uring tmpfs file. */

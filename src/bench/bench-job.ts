@@ -38,6 +38,8 @@ export interface BenchJob {
   targetPid: number;
   /** Guest memory on 2 MiB huge pages (SPDK's target requires it). */
   hugepages?: boolean;
+  /** vhostd's RPC socket: report its reactors' GC over the measured window (vhostd_reactor_gc_*). */
+  targetRpc?: string;
 }
 
 export class BenchJobError extends Error {

@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const vhost = new ControllerRegistry(socketDir, reactors, bdevs, log);
   const lvols = new LvolModule(bdevs);
   const init = Promise.withResolvers<void>();
-  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, initDone: init.promise, logger: log });
+  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, reactors, initDone: init.promise, logger: log });
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

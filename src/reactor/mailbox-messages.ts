@@ -2,6 +2,7 @@
 import type { VringSetup, VhostUserRegion } from '../vhost-user/device.ts';
 import type { BdevChannelSpec } from '../bdev/bdev.ts';
 import type { ScsiLunInfo } from '../scsi/scsi-lun-info.ts';
+import type { GcWindowReport } from './gc-window.ts';
 
 export interface ScsiLunConfig {
   lunId: number;
@@ -44,6 +45,9 @@ export type ReactorCommand =
   | { op: 'ring.call'; deviceId: number; index: number; fd: number }
   | DeviceControl
   | { op: 'stats' }
+  /** Starts (or restarts) the reactor's GC window; gc.stop ends it and replies with its report. */
+  | { op: 'gc.start' }
+  | { op: 'gc.stop' }
   | { op: 'shutdown' };
 
 export interface ReactorRequest {
@@ -52,7 +56,7 @@ export interface ReactorRequest {
 }
 
 export type ReactorReply =
-  | { seq: number; ok: true; value: number }
+  | { seq: number; ok: true; value: number; gc?: GcWindowReport }
   | { seq: number; ok: false; code: string; message: string };
 
 /** Unsolicited reports from a reactor (queue errors and the like), logged by the control plane. */

@@ -3,6 +3,7 @@ import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { eventfdCreate, eventfdSignal } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
 import type { ReactorCommand, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
+import type { GcWindowReport } from './gc-window.ts';
 import type { PollMode } from './poll-mode.ts';
 import type { Logger } from '../log/logger.ts';
 
@@ -13,6 +14,8 @@ export class ReactorError extends Error {
     this.code = code;
   }
 }
+
+type ReactorOk = Extract<ReactorReply, { ok: true }>;
 
 export interface ReactorOptions {
   index: number;
@@ -33,7 +36,7 @@ export class ReactorHandle {
   private readonly port: MessagePort;
   private readonly wakeFd: number;
   private seq = 0;
-  private readonly pending = new Map<number, { resolve: (v: number) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: ReactorOk) => void; reject: (e: Error) => void }>();
   private exited = false;
   private readonly logger: Logger;
   private readonly ready: Promise<void>;
@@ -75,7 +78,7 @@ export class ReactorHandle {
     if (!p) return;
     this.pending.delete(m.seq);
     if (this.pending.size === 0) this.port.unref();
-    if (m.ok) p.resolve(m.value);
+    if (m.ok) p.resolve(m);
     else p.reject(new ReactorError(m.code, m.message));
   }
 
@@ -85,10 +88,26 @@ export class ReactorHandle {
   }
 
   async request(cmd: ReactorCommand): Promise<number> {
+    return (await this.send(cmd)).value;
+  }
+
+  /** Starts (or restarts) a GC window in the reactor thread. */
+  async startGcWindow(): Promise<void> {
+    await this.send({ op: 'gc.start' });
+  }
+
+  /** Ends the reactor's GC window: collections, pauses and heap growth since startGcWindow. */
+  async stopGcWindow(): Promise<GcWindowReport> {
+    const r = await this.send({ op: 'gc.stop' });
+    if (!r.gc) throw new ReactorError('INTERNAL', `reactor ${this.index} sent no GC report`);
+    return r.gc;
+  }
+
+  private async send(cmd: ReactorCommand): Promise<ReactorOk> {
     await this.ready;
     if (this.exited) throw new ReactorError('REACTOR_EXITED', `reactor ${this.index} is not running`);
     const seq = ++this.seq;
-    const p = new Promise<number>((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+    const p = new Promise<ReactorOk>((resolve, reject) => this.pending.set(seq, { resolve, reject }));
     this.port.ref();
     this.port.postMessage({ seq, cmd });
     eventfdSignal(this.wakeFd);

@@ -6,10 +6,13 @@ import { eventfdDrain } from '../sys/eventfd.ts';
 import { VirtioDevice, DeviceError, type DeviceHost } from '../devices/virtio-device.ts';
 import { createDeviceModel } from '../devices/device-models.ts';
 import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
+import { GcWindow } from './gc-window.ts';
 import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
 
 const EPOLLET = 1 << 31;
 const WAKE_TOKEN = -1;
+/** Adaptive mode reads the clock once per this many idle loop turns (a power of two). */
+const IDLE_CHECK_TURNS = 16;
 
 interface PendingStop {
   seq: number;
@@ -27,6 +30,9 @@ export class ReactorLoop implements DeviceHost {
   private pendingStops: PendingStop[] = [];
   private stopping = false;
   private shutdownSeq = -1;
+  /** Guest notifications are enabled (set before sleeping, cleared by the next turn). */
+  private armed = false;
+  private readonly gcWindow = new GcWindow();
   /** Counters for `stats`. */
   loops = 0;
   sleeps = 0;
@@ -132,6 +138,19 @@ export class ReactorLoop implements DeviceHost {
         return 0;
       case 'stats':
         return this.loops;
+      case 'gc.start':
+        this.gcWindow.start();
+        return 0;
+      case 'gc.stop': {
+        const gc = this.gcWindow.stop();
+        if (!gc) {
+          this.fail(seq, { code: 'NO_GC_WINDOW', message: 'no GC window was started on this reactor' });
+          return null;
+        }
+        const r: ReactorReply = { seq, ok: true, value: 0, gc };
+        this.port.postMessage(r);
+        return null;
+      }
       case 'shutdown':
         this.stopping = true;
         this.shutdownSeq = seq;
@@ -162,40 +181,64 @@ export class ReactorLoop implements DeviceHost {
     this.pendingStops = still;
   }
 
+  /**
+   * Re-enables guest notifications and sleeps in epoll until a kick, the mailbox or a timeout.
+   * Notifications stay enabled when it returns: the next turn serves the kicked queues first and
+   * disarms after (see run), which keeps the first I/O after a sleep short.
+   */
   private sleep(): void {
     const devices = this.deviceList;
     // Requests waiting for bdev completions (io_uring) are reaped by polling: no sleeping then.
     for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0 || devices[i].hasPendingSignals()) return;
     let arrived = false;
     for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
-    if (!arrived) {
-      this.sleeps++;
-      // Pending stops or retired memory need the loop to come back soon even without kicks.
-      const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
-      const n = this.epoll.wait(timeout);
-      for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
-    }
+    this.armed = true;
+    if (arrived) return;
+    this.sleeps++;
+    // Pending stops or retired memory need the loop to come back soon even without kicks.
+    const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
+    const n = this.epoll.wait(timeout);
+    for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
+  }
+
+  /** After the first turn following a sleep: back to polling without guest kicks. */
+  private disarm(): void {
+    this.armed = false;
+    const devices = this.deviceList;
     for (let i = 0; i < devices.length; i++) devices[i].disarmNotifications();
   }
 
   run(): void {
-    let lastWork = performance.now();
     const idleMs = ADAPTIVE_IDLE_US / 1000;
+    // Busy turns never read the clock: performance.now() is not inlined into this loop, and a
+    // call returning a double allocates a heap number (16 bytes per busy turn, measured). Idle
+    // turns are counted; the clock is read every IDLE_CHECK_TURNS of them.
+    let idleTurns = 0;
+    let idleSince = 0;
     while (!this.stopping) {
       this.loops++;
-      this.drainMailbox();
+      // Queues first, then the mailbox and, after a sleep, disarming: right after a wake-up every
+      // step runs cold (measured: 5 us for an empty mailbox, 10-18 us to disarm, vs 0.1 us warm),
+      // and the kicked request should not wait behind them.
       let work = 0;
       const devices = this.deviceList;
       for (let i = 0; i < devices.length; i++) work += devices[i].poll();
+      if (this.armed) this.disarm();
+      this.drainMailbox();
       this.finishPendingStops();
       if (work > 0) {
-        lastWork = performance.now();
+        idleTurns = 0;
         continue;
       }
       if (this.pollMode === 'poll') continue;
-      if (this.pollMode === 'adaptive' && performance.now() - lastWork < idleMs) continue;
+      if (this.pollMode === 'adaptive') {
+        if ((++idleTurns & (IDLE_CHECK_TURNS - 1)) !== 0) continue;
+        const now = performance.now();
+        if (idleTurns === IDLE_CHECK_TURNS) idleSince = now;
+        if (now - idleSince < idleMs) continue;
+      }
       this.sleep();
-      lastWork = performance.now();
+      idleTurns = 0;
     }
     for (const d of this.devices.values()) d.close();
     this.devices.clear();

@@ -46,6 +46,18 @@ export const METHOD_SCHEMAS = {
     ['vhostctl framework_get_config --name bdev'],
   ),
   save_config: method('save_config', 'The whole configuration, in the format vhostd -c loads', none, ['vhostctl save_config > vhostd.json']),
+  vhostd_reactor_gc_start: method(
+    'vhostd_reactor_gc_start',
+    "Start a GC window on every reactor thread (restarts a running one); vhostd's own method",
+    none,
+    ['vhostctl vhostd_reactor_gc_start'],
+  ),
+  vhostd_reactor_gc_stop: method(
+    'vhostd_reactor_gc_stop',
+    "End the reactors' GC windows: per reactor, collections, GC pause, heap growth and bytes allocated since vhostd_reactor_gc_start",
+    none,
+    ['vhostctl vhostd_reactor_gc_stop'],
+  ),
   bdev_malloc_create: method(
     'bdev_malloc_create',
     'Create a RAM bdev; returns its name',

@@ -10,6 +10,7 @@ import { dispatchMessage, type RpcCaller } from './rpc-dispatch.ts';
 import { parseError, RpcError } from './rpc-error.ts';
 import type { LvolModule } from '../lvol/lvol-module.ts';
 import type { VhostApi } from './vhost-api.ts';
+import type { ReactorGcApi } from './reactor-methods.ts';
 import { createMethodTable } from './vhostd-methods.ts';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/vhostd.sock';
@@ -214,6 +215,7 @@ export interface CreateRpcServerOptions {
   vhost?: VhostApi;
   lvols?: LvolModule;
   initDone?: Promise<void>;
+  reactors?: ReactorGcApi;
   logger?: Logger;
   maxRequestBytes?: number;
 }
@@ -221,6 +223,8 @@ export interface CreateRpcServerOptions {
 /** The daemon's RPC server: every vhostd method over these registries. */
 export function createRpcServer(opts: CreateRpcServerOptions): RpcServer {
   const logger = opts.logger ? opts.logger.child({ component: 'rpc' }) : componentLogger('rpc');
-  const methods = createMethodTable({ bdevs: opts.bdevs, vhost: opts.vhost, lvols: opts.lvols, initDone: opts.initDone, logger });
+  const methods = createMethodTable({
+    bdevs: opts.bdevs, vhost: opts.vhost, lvols: opts.lvols, initDone: opts.initDone, reactors: opts.reactors, logger,
+  });
   return new RpcServer({ socketPath: opts.socketPath ?? DEFAULT_RPC_SOCKET, methods, logger, maxRequestBytes: opts.maxRequestBytes });
 }

@@ -10,6 +10,7 @@ import type { VhostApi } from './vhost-api.ts';
 import type { LvolModule } from '../lvol/lvol-module.ts';
 import { OperationTracker } from '../lvol/operation-tracker.ts';
 import { registerLvolMethods } from './lvol-methods.ts';
+import { registerReactorMethods, type ReactorGcApi } from './reactor-methods.ts';
 
 export interface VhostdMethodsOptions {
   bdevs: BdevRegistry;
@@ -20,6 +21,8 @@ export interface VhostdMethodsOptions {
   /** framework_wait_init waits for it (the start-up configuration replay). */
   initDone?: Promise<void>;
   logger?: Logger;
+  /** Without it the vhostd_reactor_* methods are not offered. */
+  reactors?: ReactorGcApi;
 }
 
 export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
@@ -31,5 +34,6 @@ export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
   registerBdevMethods(table, opts.bdevs, opts.lvols);
   if (opts.lvols) registerLvolMethods(table, opts.lvols, new OperationTracker());
   if (opts.vhost) registerVhostMethods(table, opts.vhost);
+  if (opts.reactors) registerReactorMethods(table, opts.reactors);
   return table;
 }

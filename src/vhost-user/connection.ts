@@ -249,7 +249,7 @@ export class VhostUserConnection {
         this.setBackendReqFd(msg);
         return null;
       case T.VHOST_USER_GET_CONFIG:
-        return this.getConfig(M.decodeConfig(p));
+        return this.getConfig(M.decodeConfig(p), p.length);
       case T.VHOST_USER_SET_CONFIG:
         this.setConfig(M.decodeConfig(p));
         return null;
@@ -400,10 +400,11 @@ export class VhostUserConnection {
     this.backend = channel;
   }
 
-  private getConfig(c: M.ConfigSpace): Uint8Array {
+  /** The reply is as long as the request (`length`), as DPDK and libvhost-user answer. */
+  private getConfig(c: M.ConfigSpace, length: number): Uint8Array {
     const data = this.device.getConfig(c.offset, c.size);
     if (data === null) throw new VhostUserProtocolError('CONFIG_REFUSED', `GET_CONFIG: device refused offset ${c.offset} size ${c.size}`);
-    return M.encodeConfig(c.offset, c.size, c.flags, data);
+    return M.encodeConfig(c.offset, c.size, c.flags, data, length);
   }
 
   private setConfig(c: M.ConfigSpace): void {

@@ -229,7 +229,12 @@ export function validatePayloadSize(request: number, payload: Uint8Array): void 
       if (cfgSize > VHOST_USER_MAX_CONFIG_SIZE) {
         throw new VhostUserProtocolError('BAD_SIZE', `${requestName(request)}: config size ${cfgSize} exceeds ${VHOST_USER_MAX_CONFIG_SIZE}`);
       }
-      if (size !== VHOST_USER_CONFIG_HDR_SIZE + cfgSize) throw badSize(request, size, `${VHOST_USER_CONFIG_HDR_SIZE + cfgSize} (12 + config size ${cfgSize})`);
+      // QEMU sends exactly 12 + size. SPDK's virtio-user initiator sends the whole C struct
+      // (12 + 256) whatever the size, and expects a reply of that length; DPDK's rte_vhost and
+      // libvhost-user accept both and echo the request's length (see encodeConfig).
+      if (size < VHOST_USER_CONFIG_HDR_SIZE + cfgSize || size > VHOST_USER_CONFIG_HDR_SIZE + VHOST_USER_MAX_CONFIG_SIZE) {
+        throw badSize(request, size, `${VHOST_USER_CONFIG_HDR_SIZE + cfgSize} (12 + config size ${cfgSize}) up to ${VHOST_USER_CONFIG_HDR_SIZE + VHOST_USER_MAX_CONFIG_SIZE}`);
+      }
       return;
     }
   }
@@ -371,9 +376,13 @@ export function decodeConfig(payload: Uint8Array): ConfigSpace {
   };
 }
 
-/** Config struct with exactly `size` data bytes: data is truncated or zero-padded to fit. */
-export function encodeConfig(offset: number, size: number, flags: number, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(VHOST_USER_CONFIG_HDR_SIZE + size);
+/**
+ * Config struct with exactly `size` data bytes: data is truncated or zero-padded to fit. A GET_CONFIG
+ * reply is zero-padded further to `length`, the request's payload length (SPDK's initiator sends
+ * and expects 12 + 256 bytes; QEMU sends and expects 12 + size).
+ */
+export function encodeConfig(offset: number, size: number, flags: number, data: Uint8Array, length = VHOST_USER_CONFIG_HDR_SIZE + size): Uint8Array {
+  const out = new Uint8Array(Math.max(length, VHOST_USER_CONFIG_HDR_SIZE + size));
   const dv = view(out);
   dv.setUint32(0, offset, LE);
   dv.setUint32(4, size, LE);

@@ -148,8 +148,9 @@ export class VringSet {
 
   async setEnable(s: VringStateMsg): Promise<void> {
     const r = this.get(s.index, T.VHOST_USER_SET_VRING_ENABLE);
-    if (s.num > 1) throw new VhostUserProtocolError('BAD_VALUE', `SET_VRING_ENABLE: ring ${s.index} value ${s.num} (0 or 1)`);
-    r.enabled = s.num === 1;
+    // The spec says 1 enables; SPDK's virtio-user initiator (v23.05) sends the ring size instead.
+    // DPDK's rte_vhost and libvhost-user treat any non-zero value as enable: so does vhostd.
+    r.enabled = s.num !== 0;
     await this.update(r);
   }
 

@@ -70,7 +70,9 @@ test('bad sizes, bad values and unknown requests fail without hurting the connec
   assert.equal(await fe.call(T.VHOST_USER_SET_FEATURES, new Uint8Array(16)), 1n);
   assert.equal(await fe.call(T.VHOST_USER_SET_VRING_NUM, state(2, 100)), 1n); // not a power of 2
   assert.equal(await fe.call(T.VHOST_USER_SET_VRING_NUM, state(9, 128)), 1n); // no ring 9
-  assert.equal(await fe.call(T.VHOST_USER_SET_VRING_ENABLE, state(0, 2)), 1n);
+  // Any non-zero value enables (SPDK's initiator sends the ring size), as in rte_vhost and libvhost-user.
+  assert.equal(await fe.call(T.VHOST_USER_SET_VRING_ENABLE, state(0, 512)), 0n);
+  assert.equal(await fe.call(T.VHOST_USER_SET_VRING_ENABLE, state(0, 0)), 0n);
   assert.equal(await fe.call(T.VHOST_USER_SET_STATUS, u64(0x100)), 1n);
   assert.equal(await fe.call(99, hex('01020304')), 1n);
   assert.equal(await fe.call(T.VHOST_USER_IOTLB_MSG, new Uint8Array(24)), 1n);
@@ -90,13 +92,19 @@ test('bad sizes, bad values and unknown requests fail without hurting the connec
   await h.finish();
 });
 
-test('GET_CONFIG replies 12 + the requested size; a refusal is an empty payload', async () => {
+test('GET_CONFIG replies 12 + the requested size, or as much as the request carried; a refusal is an empty payload', async () => {
   const h = harness();
   await qemuConnect(h);
   h.fe.send(T.VHOST_USER_GET_CONFIG, M.encodeConfig(4, 20, 0, new Uint8Array(0)));
   const r = await h.fe.reply(T.VHOST_USER_GET_CONFIG);
   assert.equal(r.size, 32);
   assert.deepEqual(r.payload, hex('04000000 14000000 00000000 05060708090a0b0c0d0e0f10 0000000000000000'));
+  // SPDK's virtio-user initiator sends the whole struct (12 + 256 bytes) and wants as much back.
+  h.fe.send(T.VHOST_USER_GET_CONFIG, M.encodeConfig(0, 8, 0, new Uint8Array(0), 268));
+  const spdk = await h.fe.reply(T.VHOST_USER_GET_CONFIG);
+  assert.equal(spdk.size, 268);
+  assert.deepEqual(spdk.payload.subarray(0, 20), hex('00000000 08000000 00000000 0102030405060708'));
+  assert.ok(spdk.payload.subarray(20).every((b) => b === 0));
   h.device.configRefused = true;
   h.fe.send(T.VHOST_USER_GET_CONFIG, M.encodeConfig(0, 8, 0, new Uint8Array(0)));
   assert.equal((await h.fe.reply(T.VHOST_USER_GET_CONFIG)).size, 0);

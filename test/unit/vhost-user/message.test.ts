@@ -72,8 +72,12 @@ test('GET_CONFIG request and reply bytes', () => {
   assert.deepEqual(reply, hex('18000000 05000000 14000000  00000000 08000000 00000000  0102030405060708'));
   // Short device data is zero-padded to exactly the requested size.
   assert.deepEqual(M.encodeConfig(4, 4, 0, new Uint8Array([9])), hex('04000000 04000000 00000000 09000000'));
-  // The size field must match the payload and stay within 256 bytes.
+  // The payload must hold the size field's bytes, at most 12 + 256 (SPDK's initiator always sends 268).
   assert.throws(() => M.validatePayloadSize(T.VHOST_USER_GET_CONFIG, req.subarray(12, 28)), code('BAD_SIZE'));
+  const spdkReq = new Uint8Array(12 + 256);
+  spdkReq[4] = 24;
+  M.validatePayloadSize(T.VHOST_USER_GET_CONFIG, spdkReq);
+  assert.throws(() => M.validatePayloadSize(T.VHOST_USER_GET_CONFIG, new Uint8Array(12 + 257)), code('BAD_SIZE'));
   const big = new Uint8Array(12 + 257);
   big[4] = 1;
   big[5] = 1; // size 257
