@@ -3,18 +3,16 @@
 // latency of a thin lvol's first write into a cluster (allocation: metadata write, and for a
 // clone the copy of the cluster from its snapshot) against an overwrite. Writes a section of
 // BENCHMARKS.md between the bench-lvol markers.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, truncateSync, rmSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync, truncateSync, rmSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
 import { validateJob, type RwMode } from '../src/bench/bench-job.ts';
-import { RpcClient } from '../src/rpc/rpc-client.ts';
 import { GuestMemoryArena } from '../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemuBlk } from '../src/frontend/qemu-like-blk.ts';
-import { NODE, stopper, waitFor } from './targets.ts';
+import { spawnVhostd, stopper } from './targets.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -50,21 +48,13 @@ function stats(us: number[]): { avg: number; p50: number; p99: number } {
 
 async function main(): Promise<void> {
   const started = new Date();
-  const dir = mkdtempSync(join(tmpdir(), 'vhostd-bench-lvol-'));
-  const rpcPath = join(dir, 'rpc.sock');
-  const proc = spawn('taskset', ['-c', String(targetCpu), NODE, join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '-S', dir, '-r', rpcPath, '-m', `[${targetCpu}]`, '--poll-mode', 'poll', '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const { dir, proc, rpc } = await spawnVhostd([targetCpu], 'poll');
   const stop = stopper(proc, dir);
   const shm = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
   const files = [join(shm, `vhostd-bench-lvol-raw-${process.pid}.img`), join(shm, `vhostd-bench-lvol-lvs-${process.pid}.img`)];
   const rows: Row[] = [];
   const alloc: string[] = [];
   try {
-    await waitFor(rpcPath, proc, () => err);
-    const rpc = await RpcClient.connect(rpcPath);
     const blocks = (SIZE_MIB * MiB) / 512;
     // Each lvol store gets room beside the 1 GiB lvol for its metadata and the first-write lvols.
     const poolBlocks = ((SIZE_MIB + 512) * MiB) / 512;

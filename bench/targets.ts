@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { RpcClient } from '../src/rpc/rpc-client.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
-export const NODE = join(ROOT, 'node_modules/.bin/node');
+const NODE = join(ROOT, 'node_modules/.bin/node');
 
 export interface Endpoint {
   /** Row label, e.g. "vhostd blk malloc". */
@@ -31,7 +31,7 @@ export interface RunningTarget {
   stop(): Promise<void>;
 }
 
-export async function waitFor(path: string, proc: ChildProcess, err: () => string): Promise<void> {
+async function waitFor(path: string, proc: ChildProcess, err: () => string): Promise<void> {
   const deadline = Date.now() + 20000;
   while (!existsSync(path)) {
     if (proc.exitCode !== null) throw new Error(`exited: ${err()}`);
@@ -54,7 +54,7 @@ export function stopper(proc: ChildProcess, dir: string): () => Promise<void> {
 }
 
 /** A vhostd process (taskset to `cpus`, one reactor per CPU) and an RPC client on it. */
-async function spawnVhostd(cpus: number[], pollMode: string): Promise<{ dir: string; rpcPath: string; proc: ChildProcess; rpc: RpcClient }> {
+export async function spawnVhostd(cpus: number[], pollMode: string): Promise<{ dir: string; rpcPath: string; proc: ChildProcess; rpc: RpcClient }> {
   const dir = mkdtempSync(join(tmpdir(), 'vhostd-bench-'));
   const rpcPath = join(dir, 'rpc.sock');
   const list = cpus.join(',');

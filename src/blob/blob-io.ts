@@ -138,7 +138,7 @@ export async function allocateClustersLocked(core: BlobstoreCore, rec: BlobRecor
     let buf: Uint8Array | null = null;
     for (let k = 0; k < todo.length; k++) {
       const idx = todo[k];
-      const from = rec.map.parent ? translateRead(rec.map.parent, idx * cs) : -1;
+      const from = core.parentClusterOffset(rec, idx);
       if (from >= 0) {
         buf ??= new Uint8Array(cs);
         await core.device.read(from, cs, buf);

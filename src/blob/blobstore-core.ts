@@ -191,10 +191,15 @@ export class BlobstoreCore {
     await this.device.flush();
   }
 
+  /** Device byte offset of the cluster a read of blob cluster `idx` through rec's parent returns, or TRANSLATE_ZEROES. */
+  parentClusterOffset(rec: BlobRecord, idx: number): number {
+    return rec.map.parent ? translateRead(rec.map.parent, idx * this.layout.clusterSize) : TRANSLATE_ZEROES;
+  }
+
   /** Reads into dst the whole cluster a read of blob cluster `idx` through rec's parent returns. */
   async readParentCluster(rec: BlobRecord, idx: number, dst: Uint8Array): Promise<void> {
     const cs = this.layout.clusterSize;
-    const at = rec.map.parent ? translateRead(rec.map.parent, idx * cs) : TRANSLATE_ZEROES;
+    const at = this.parentClusterOffset(rec, idx);
     if (at >= 0) return this.device.read(at, cs, dst);
     dst.fill(0, 0, cs);
   }

@@ -65,11 +65,6 @@ export class LvolModule {
     return b;
   }
 
-  /** An lvol of one store by its short name, or by any bdev name (bdev_lvol_snapshot's lvol_name, ...). */
-  lvolIn(store: LvolStore, name: string): LvolBdev {
-    return store.lvolNamed(name) ?? this.lvol(name);
-  }
-
   async createStore(baseName: string, opts: LvolStoreCreateOptions, progress?: ProgressFn): Promise<LvolStore> {
     checkLvolName('lvs_name', opts.name);
     const base = this.bdevs.require(baseName);

@@ -9,6 +9,7 @@ import { openBdevChannel } from '../bdev/channel-open.ts';
 import type { Blob } from '../blob/blob.ts';
 import { Blobstore } from '../blob/blobstore.ts';
 import { BlobError } from '../blob/blob-error.ts';
+import { BS_PAGE_SIZE } from '../blob/blobstore-layout.ts';
 import { componentLogger } from '../log/logger.ts';
 import { BdevBlobDevice } from './bdev-blob-device.ts';
 import { LvolBdev } from './lvol-bdev.ts';
@@ -57,6 +58,14 @@ export function lvolErrorOf(e: unknown, what: string): unknown {
     WOULD_DROP_DATA: 'LVOL_WOULD_DROP_DATA', INVALID_ARGUMENT: 'LVOL_INVALID_PARAM',
   };
   return new LvolError(map[e.code] ?? 'LVOL_IO_ERROR', `${what}: ${e.message}`);
+}
+
+/** Writes zeroes over whole clusters, one at a time, reporting progress (clear_method write_zeroes). */
+async function zeroClusters(device: BdevBlobDevice, clusterSize: number, clusters: number[], progress?: ProgressFn): Promise<void> {
+  for (let i = 0; i < clusters.length; i++) {
+    await device.writeZeroes(clusters[i] * clusterSize, clusterSize);
+    progress?.(i + 1, clusters.length);
+  }
 }
 
 export class LvolStore {
@@ -112,7 +121,10 @@ export class LvolStore {
       }).catch((e: unknown) => {
         throw lvolErrorOf(e, `cannot create lvol store on '${base.name}'`);
       });
-      if (clear === 'write_zeroes') await LvolStore.#zeroDataClusters(device, bs, progress);
+      if (clear === 'write_zeroes') {
+        const first = bs.totalClusters - bs.totalDataClusters;
+        await zeroClusters(device, clusterSize, Array.from({ length: bs.totalDataClusters }, (_, i) => first + i), progress);
+      }
       const uuid = randomUUID();
       const sid = await bs.createBlob({ xattrs: { [XATTR_NAME]: name, [XATTR_UUID]: uuid } });
       await bs.setSuperBlob(sid);
@@ -122,16 +134,6 @@ export class LvolStore {
       device?.close();
       bdevs.release(base.name, 'lvol');
       throw e;
-    }
-  }
-
-  static async #zeroDataClusters(device: BdevBlobDevice, bs: Blobstore, progress?: ProgressFn): Promise<void> {
-    const cs = bs.clusterSize;
-    const first = bs.totalClusters - bs.totalDataClusters;
-    const total = bs.totalDataClusters;
-    for (let i = 0; i < total; i++) {
-      await device.writeZeroes((first + i) * cs, cs);
-      progress?.(i + 1, total);
     }
   }
 
@@ -403,12 +405,7 @@ export class LvolStore {
     // clear_method write_zeroes: the data is zeroed before the clusters are freed (a snapshot
     // merged into its clone hands them over instead).
     if (clones.length === 0 && lvol.blob.getXattrString(XATTR_CLEAR_METHOD) === 'write_zeroes') {
-      const owned = lvol.blob.record.ownedClusters();
-      const cs = this.clusterSize;
-      for (let i = 0; i < owned.length; i++) {
-        await this.#device.writeZeroes(owned[i] * cs, cs);
-        progress?.(i + 1, owned.length);
-      }
+      await zeroClusters(this.#device, this.clusterSize, lvol.blob.record.ownedClusters(), progress);
     }
     const affected = clones.length === 1 ? this.lvols().filter((l) => l !== lvol) : [];
     this.#bdevs.unregister(lvol.name);
@@ -428,36 +425,30 @@ export class LvolStore {
     }
   }
 
-  #unregisterAll(): void {
-    for (const l of this.lvols()) this.#bdevs.unregister(l.name);
-  }
-
   /** Closes every lvol and unloads the blobstore cleanly (daemon shutdown); the data stays. */
   async unload(): Promise<void> {
     if (this.#closed) return;
-    this.#checkNoneClaimed('unload');
-    this.#unregisterAll();
-    this.#superBlob.close();
-    this.#closed = true;
-    try {
-      await this.blobstore.unload();
-    } finally {
-      this.#device.close();
-      this.#bdevs.release(this.baseBdev.name, 'lvol');
-    }
+    await this.#close('unload', false);
   }
 
   /** Deletes every lvol and the store itself (bdev_lvol_delete_lvstore): its super block is wiped. */
   async destroy(): Promise<void> {
     this.#checkOpen();
-    this.#checkNoneClaimed('delete');
-    this.#unregisterAll();
+    await this.#close('delete', true);
+  }
+
+  /** Unregisters every lvol, unloads the blobstore (then wipes its super block if asked) and releases the base bdev. */
+  async #close(what: string, wipe: boolean): Promise<void> {
+    this.#checkNoneClaimed(what);
+    for (const l of this.lvols()) this.#bdevs.unregister(l.name);
     this.#superBlob.close();
     this.#closed = true;
     try {
       await this.blobstore.unload();
-      await this.#device.writeZeroes(0, 4096);
-      await this.#device.flush();
+      if (wipe) {
+        await this.#device.writeZeroes(0, BS_PAGE_SIZE);
+        await this.#device.flush();
+      }
     } finally {
       this.#device.close();
       this.#bdevs.release(this.baseBdev.name, 'lvol');
