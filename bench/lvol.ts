@@ -1,8 +1,10 @@
 // `npm run bench:lvol`: what the logical-volume layer costs. Thick lvols against the raw bdev
-// under them (RAM and an io_uring file on tmpfs), same generator and jobs in the same run, and the
-// latency of a thin lvol's first write into a cluster (allocation: metadata write, and for a
-// clone the copy of the cluster from its snapshot) against an overwrite. Writes a section of
-// BENCHMARKS.md between the bench-lvol markers.
+// under them (RAM and an io_uring file on tmpfs), same generator and jobs in the same run, raw and
+// lvol runs alternated over several rounds (medians: this machine's noise is +-20% run to run),
+// and the latency of a thin lvol's first write into a cluster (allocation: metadata write, and
+// for a clone the copy of the cluster from its snapshot) against an overwrite. The generator is
+// SPDK's bdevperf when built (faster than vhostd-bench, so the target is the limit), else
+// vhostd-bench. Writes a section of BENCHMARKS.md between the bench-lvol markers.
 import { readFileSync, writeFileSync, existsSync, truncateSync, rmSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { validateJob, type RwMode } from '../src/bench/bench-job.ts';
 import { GuestMemoryArena } from '../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemuBlk } from '../src/frontend/qemu-like-blk.ts';
 import { spawnVhostd, stopper } from './targets.ts';
+import { bdevperfDir, runBdevperf } from './bdevperf.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -22,10 +25,19 @@ const { values: args } = parseArgs({
     ramp: { type: 'string', default: '1' },
     'target-cpu': { type: 'string', default: '0' },
     'generator-cpu': { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
+    generator: { type: 'string', default: 'auto' },
     'no-write': { type: 'boolean', default: false },
   },
 });
+if (!['auto', 'bdevperf', 'vhostd-bench'].includes(args.generator!)) throw new Error(`--generator ${args.generator}: auto, bdevperf or vhostd-bench`);
+const useBdevperf = args.generator === 'bdevperf' || (args.generator === 'auto' && bdevperfDir() !== null);
+if (args.generator === 'bdevperf' && bdevperfDir() === null) throw new Error('bdevperf is not built (../shared/tools/build-spdk.sh, or set SPDK_DIR)');
+const rounds = Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds ${args.rounds}: a positive integer`);
 const targetCpu = Number(args['target-cpu']);
+// vhostd-bench's guest memory on huge pages when some are reserved (as VMs with hugetlbfs, and as bdevperf).
+const hugepages = Number(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8')) >= 1024;
 const generatorCpu = Number(args['generator-cpu']);
 const SIZE_MIB = 1024;
 const CLUSTER = 4 * MiB;
@@ -38,7 +50,14 @@ interface Row {
   backend: string;
   volume: string;
   workload: string;
-  r: BenchResult;
+  /** One per round. */
+  iops: number[];
+  avgUs: number[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 function stats(us: number[]): { avg: number; p50: number; p99: number } {
@@ -80,16 +99,34 @@ async function main(): Promise<void> {
     const jobFor = (ctrlr: string, rw: RwMode, bs: number, runtime: number, ramp: number) =>
       validateJob({
         socket: join(dir, ctrlr), device: 'blk', rw, rwmixread: 50, bs, iodepth: 32, queues: 1, queueSize: 256,
-        runtime, ramp, size: 0, verify: false, cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: proc.pid!, hugepages: false,
+        runtime, ramp, size: 0, verify: false, cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: proc.pid!, hugepages,
       });
-    for (const v of volumes) {
-      // Every volume written once first: the same page state under raw and lvol (a fresh memfd
-      // or file reads holes, a thick lvol's clusters were unmapped at create).
-      await runBench(jobFor(v.ctrlr, 'write', 131072, 3, 0));
+    const measure = async (ctrlr: string, rw: RwMode): Promise<{ iops: number; avgUs: number }> => {
+      if (useBdevperf) {
+        const r = await runBdevperf({ socket: join(dir, ctrlr), device: 'blk', rw, bs: 4096, iodepth: 32, runtimeSec: Number(args.runtime), cpu: generatorCpu });
+        return { iops: r.iops, avgUs: r.avgLatUs };
+      }
+      const r: BenchResult = await runBench(jobFor(ctrlr, rw, 4096, Number(args.runtime), Number(args.ramp)));
+      return { iops: r.iops, avgUs: r.latencyUs.avg };
+    };
+    // Every volume written once first: the same page state under raw and lvol (a fresh memfd
+    // or file reads holes, a thick lvol's clusters were unmapped at create).
+    for (const v of volumes) await runBench(jobFor(v.ctrlr, 'write', 131072, 3, 0));
+    for (const backend of [...new Set(volumes.map((v) => v.backend))]) {
+      const pair = volumes.filter((v) => v.backend === backend);
       for (const w of WORKLOADS) {
-        const r = await runBench(jobFor(v.ctrlr, w.rw, 4096, Number(args.runtime), Number(args.ramp)));
-        rows.push({ backend: v.backend, volume: v.volume, workload: w.name, r });
-        process.stdout.write(`${v.backend.padEnd(22)} ${v.volume.padEnd(10)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(8)} IOPS avg ${r.latencyUs.avg.toFixed(1)} us\n`);
+        const byVolume = new Map(pair.map((v) => [v, { backend, volume: v.volume, workload: w.name, iops: [] as number[], avgUs: [] as number[] }]));
+        for (let round = 0; round < rounds; round++) {
+          // Alternate which goes first: a drift of the machine over a round hits both alike.
+          for (const v of round % 2 === 0 ? pair : [...pair].reverse()) {
+            const r = await measure(v.ctrlr, w.rw);
+            const row = byVolume.get(v)!;
+            row.iops.push(r.iops);
+            row.avgUs.push(r.avgUs);
+            process.stdout.write(`${backend.padEnd(22)} ${v.volume.padEnd(10)} ${w.name.padEnd(18)} round ${round + 1} ${Math.round(r.iops).toString().padStart(8)} IOPS avg ${r.avgUs.toFixed(1)} us\n`);
+          }
+        }
+        rows.push(...byVolume.values());
       }
     }
 
@@ -131,18 +168,20 @@ async function main(): Promise<void> {
     for (const f of files) rmSync(f, { force: true });
   }
 
+  const k = (x: number): string => `${Math.round(x / 1000).toLocaleString('en-US')}K`;
   const table = [
-    '| backend | volume | workload | IOPS | avg lat (us) | p99 (us) | lvol vs raw | target CPU |',
-    '|---|---|---|---:|---:|---:|---:|---:|',
+    '| backend | volume | workload | IOPS, median | range | avg lat, median (us) | lvol vs raw (medians) |',
+    '|---|---|---|---:|---:|---:|---:|',
     ...rows.map((row) => {
       const raw = rows.find((x) => x.backend === row.backend && x.workload === row.workload && x.volume === 'raw bdev');
-      const rel = raw && row.volume !== 'raw bdev' ? `${((row.r.iops / raw.r.iops - 1) * 100).toFixed(1)}%` : '';
-      return `| ${row.backend} | ${row.volume} | ${row.workload} | ${Math.round(row.r.iops).toLocaleString('en-US')} | ${row.r.latencyUs.avg.toFixed(1)} | ${row.r.latencyUs.p99.toFixed(1)} | ${rel} | ${row.r.cpu.targetPct.toFixed(0)}% |`;
+      const rel = raw && row.volume !== 'raw bdev' ? `${((median(row.iops) / median(raw.iops) - 1) * 100).toFixed(1)}%` : '';
+      return `| ${row.backend} | ${row.volume} | ${row.workload} | ${k(median(row.iops))} | ${k(Math.min(...row.iops))}-${k(Math.max(...row.iops))} | ${median(row.avgUs).toFixed(1)} | ${rel} |`;
     }),
   ].join('\n');
   const section = [
     `Run ${started.toISOString()} on ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}.`,
-    `vhostd pinned to CPU ${targetCpu} (one reactor, --poll-mode poll), vhostd-bench pinned to CPU ${generatorCpu}; virtio-blk, one queue, 4 KiB random I/O at QD32 over 1 GiB, ${args.runtime} s after ${args.ramp} s ramp.`,
+    `vhostd pinned to CPU ${targetCpu} (one reactor, --poll-mode poll), ${useBdevperf ? "SPDK's bdevperf (virtio-user, ring of 512, guest memory on huge pages)" : 'vhostd-bench'} pinned to CPU ${generatorCpu}; virtio-blk, one queue, 4 KiB random I/O at QD32 over 1 GiB, ${args.runtime} s${useBdevperf ? '' : ` after ${args.ramp} s ramp`} per run.`,
+    `${rounds} rounds per workload, raw and lvol alternated (which goes first swaps each round); IOPS as median and range over the rounds.`,
     `Each thick lvol (4 MiB clusters, all allocated at create) sits in an lvol store on a bdev of the same kind as the raw bdev it is compared with; every volume is first written whole (128 KiB sequential, 3 s).`,
     '',
     table,

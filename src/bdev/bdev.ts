@@ -50,7 +50,11 @@ export interface BdevChannel {
   flush(offsetBlocks: number, numBlocks: number, waiter: BdevIoWaiter): void;
   unmap(offsetBlocks: number, numBlocks: number, waiter: BdevIoWaiter): void;
   writeZeroes(offsetBlocks: number, numBlocks: number, waiter: BdevIoWaiter): void;
-  /** Reaps completions of asynchronous I/O; returns how many completed. */
+  /**
+   * Reaps completions of asynchronous I/O; returns how many completed. The owning thread calls it
+   * every loop turn, also after I/O that completed synchronously: a channel may hold shared state
+   * while it has I/O in flight and give it back only here (an lvol's quiesce share).
+   */
   poll(): number;
   /** Applies a new size after a resize event. */
   resize(numBlocks: number): void;

@@ -59,10 +59,20 @@ export class LvolChannel implements BdevChannel {
   readonly #free: LvolIo[] = [];
   /** Held while frozen or while this channel's map is stale; not counted in CTL_INFLIGHT. */
   #parked: LvolIo[] = [];
-  /** Writes waiting for clusters the control plane is allocating; counted in CTL_INFLIGHT. */
+  /** Writes waiting for clusters the control plane is allocating; counted in #inflight. */
   #allocWait: LvolIo[] = [];
   /** Blob clusters asked for and not yet seen allocated or failed. */
   readonly #requested = new Set<number>();
+  /**
+   * This channel's share of CTL_INFLIGHT: one unit held while it has I/O started (not per I/O,
+   * which cost 4 atomic builtin calls per request, measured ~50 ns). Released at a poll() that
+   * finds nothing in flight; while held, poll() watches FROZEN and stops admitting when set.
+   */
+  #holding = false;
+  /** FROZEN seen while holding: new I/O parks until the held unit is released. */
+  #draining = false;
+  /** I/O started (including writes waiting for clusters) and not finished. */
+  #inflight = 0;
   #idleTurns = 0;
   #inbox: LvolMessage[] = [];
   #closed = false;
@@ -133,15 +143,27 @@ export class LvolChannel implements BdevChannel {
     this.#enter(io);
   }
 
-  /** Counts io in flight and starts it, or parks it while frozen or stale. */
+  /**
+   * Counts io in flight and starts it, or parks it while frozen or stale. Taking the unit in
+   * CTL_INFLIGHT before reading FROZEN is the channel's half of the quiesce protocol; while the
+   * unit is held the control plane cannot be quiesced, so neither FROZEN nor GENERATION can have
+   * moved past this channel.
+   */
   #enter(io: LvolIo): void {
-    const ctl = this.#ctl;
-    Atomics.add(ctl, CTL_INFLIGHT, 1);
-    if (Atomics.load(ctl, CTL_FROZEN) !== 0 || Atomics.load(ctl, CTL_GENERATION) !== this.#generation) {
-      Atomics.sub(ctl, CTL_INFLIGHT, 1);
+    if (!this.#holding) {
+      const ctl = this.#ctl;
+      Atomics.add(ctl, CTL_INFLIGHT, 1);
+      if (Atomics.load(ctl, CTL_FROZEN) !== 0 || Atomics.load(ctl, CTL_GENERATION) !== this.#generation) {
+        Atomics.sub(ctl, CTL_INFLIGHT, 1);
+        this.#parked.push(io);
+        return;
+      }
+      this.#holding = true;
+    } else if (this.#draining) {
       this.#parked.push(io);
       return;
     }
+    this.#inflight++;
     this.#start(io);
   }
 
@@ -177,6 +199,7 @@ export class LvolChannel implements BdevChannel {
     const op = io.op;
     // Checked here, not at submission: the lvol may have become read-only while io was parked.
     if (this.#readOnly && op !== OP_READ && op !== OP_FLUSH) return this.#finish(io, BDEV_EROFS);
+    if ((op === OP_READ || op === OP_WRITE) && this.#startInOneCluster(io)) return;
     if ((op === OP_WRITE || op === OP_WRITE_ZEROES) && !this.#clustersReady(io)) {
       this.#allocWait.push(io);
       return;
@@ -219,6 +242,29 @@ export class LvolChannel implements BdevChannel {
     this.pieceDone(io, BDEV_OK);
   }
 
+  /**
+   * The common case, a read or write inside one cluster that maps to the device: one translation
+   * and one base I/O (measured 3% of the reactor's time on its own in the general path). False
+   * when io needs the general path (split, zeroes, parent data to copy, allocation).
+   */
+  #startInOneCluster(io: LvolIo): boolean {
+    const map = this.#map;
+    const cs = map.clusterSize;
+    const bs = this.blockSize;
+    const start = io.offsetBlocks * bs;
+    const n = io.numBlocks;
+    if ((start % cs) + n * bs > cs) return false;
+    const write = io.op === OP_WRITE;
+    const at = write ? translateOwn(map, start) : translateRead(map, start);
+    if (at < 0) return false;
+    // As in #clustersReady: a write going ahead on its cluster ends any request for it.
+    if (write && this.#requested.size > 0) this.#requested.delete(Math.floor(start / cs));
+    io.pending = 1;
+    if (write) this.#base.write(at / bs, n, io.sg as SgList, io.sgOffset, io);
+    else this.#base.read(at / bs, n, io.sg as SgList, io.sgOffset, io);
+    return true;
+  }
+
   /** Completion of one piece (or of the issuing guard). */
   pieceDone(io: LvolIo, status: number): void {
     if (status !== BDEV_OK && io.status === BDEV_OK) io.status = status;
@@ -227,7 +273,7 @@ export class LvolChannel implements BdevChannel {
   }
 
   #finish(io: LvolIo, status: number): void {
-    Atomics.sub(this.#ctl, CTL_INFLIGHT, 1);
+    this.#inflight--;
     const waiter = io.waiter as BdevIoWaiter;
     io.waiter = null;
     io.sg = null;
@@ -292,19 +338,29 @@ export class LvolChannel implements BdevChannel {
       for (const io of list) this.#start(io);
       done += list.length - this.#allocWait.length;
     }
-    if (this.#parked.length > 0 && Atomics.load(this.#ctl, CTL_FROZEN) === 0 && Atomics.load(this.#ctl, CTL_GENERATION) === this.#generation) {
+    if (this.#holding) {
+      if (!this.#draining && Atomics.load(this.#ctl, CTL_FROZEN) !== 0) this.#draining = true;
+      if (this.#inflight === 0) this.#release();
+    }
+    if (this.#parked.length > 0 && !this.#holding && Atomics.load(this.#ctl, CTL_FROZEN) === 0 && Atomics.load(this.#ctl, CTL_GENERATION) === this.#generation) {
       const list = this.#parked;
       this.#parked = [];
       for (const io of list) {
         if (blocksInRange(io.offsetBlocks, io.numBlocks, this.numBlocks)) this.#enter(io);
         else {
           // Shrunk while parked: as if it had arrived after the resize.
-          Atomics.add(this.#ctl, CTL_INFLIGHT, 1);
+          this.#inflight++;
           this.#finish(io, BDEV_EINVAL);
         }
       }
     }
     return done;
+  }
+
+  #release(): void {
+    Atomics.sub(this.#ctl, CTL_INFLIGHT, 1);
+    this.#holding = false;
+    this.#draining = false;
   }
 
   resize(numBlocks: number): void {
@@ -316,13 +372,14 @@ export class LvolChannel implements BdevChannel {
     if (this.#closed) return;
     this.#closed = true;
     for (const io of this.#parked) {
-      Atomics.add(this.#ctl, CTL_INFLIGHT, 1);
+      this.#inflight++;
       this.#finish(io, BDEV_EIO);
     }
     this.#parked = [];
     for (const io of this.#allocWait) this.#finish(io, BDEV_EIO);
     this.#allocWait = [];
     this.#base.close();
+    if (this.#holding) this.#release();
     this.#bc.close();
     this.numBlocks = 0;
   }

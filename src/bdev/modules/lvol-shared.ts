@@ -4,8 +4,11 @@
 //
 // Quiesce protocol (a Dekker pair on sequentially consistent atomics): a channel adds 1 to
 // INFLIGHT, then reads FROZEN; the control plane stores FROZEN = 1, then waits for INFLIGHT == 0.
-// At least one side sees the other, so no I/O starts after the control plane saw zero. Channels
-// park I/O while FROZEN is set or their map is older than GENERATION.
+// At least one side sees the other, so no I/O starts after the control plane saw zero. A channel
+// holds its one unit while it has I/O in flight (taken by the first request, given back by a poll
+// that finds none), and while holding it reads FROZEN once per poll and stops admitting I/O when
+// set. Channels park I/O while FROZEN is set or their map is older than GENERATION; GENERATION
+// only moves while the lvol is quiesced.
 import type { BdevChannelSpec } from '../bdev.ts';
 import type { ClusterMapSpec } from '../../blob/cluster-map.ts';
 

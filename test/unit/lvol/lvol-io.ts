@@ -20,6 +20,8 @@ export async function until(ch: BdevChannel, w: Done, timeoutMs = 10_000): Promi
     if (Date.now() > deadline) throw new Error('I/O did not complete');
     await tick();
   }
+  // As a reactor's next turn would: the channel gives back its quiesce share once idle.
+  ch.poll();
   return w.status;
 }
 

@@ -6,6 +6,13 @@ import { BDEV_ENOSPC, BDEV_EROFS, BDEV_OK } from '../../../src/bdev/bdev.ts';
 import { LvolModule } from '../../../src/lvol/lvol-module.ts';
 import { LvolError } from '../../../src/lvol/lvol-error.ts';
 import { LvolIo, pattern } from './lvol-io.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as tick } from 'node:timers/promises';
+import { UringBdev } from '../../../src/bdev/modules/uring.ts';
+import { SgList } from '../../../src/iovec/sg-list.ts';
+import type { BdevIoWaiter } from '../../../src/bdev/bdev.ts';
 
 const MiB = 1024 * 1024;
 const CS = 1 * MiB;
@@ -112,6 +119,65 @@ test('lvol: snapshot chain of depth 3, clone diverges, delete of a middle snapsh
   io.close();
   sio.close();
   cio.close();
+});
+
+test('lvol: a snapshot goes through while a channel always has I/O in flight (asynchronous base)', async () => {
+  // Each completion submits the next write from inside the channel's poll, so the channel never
+  // finds itself idle: it must notice the freeze, stop admitting, drain and give back its share.
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-lvol-uring-'));
+  try {
+    const file = join(dir, 'disk.img');
+    writeFileSync(file, Buffer.alloc(32 * MiB));
+    const bdevs = new BdevRegistry();
+    const mod = new LvolModule(bdevs);
+    bdevs.register(new UringBdev({ name: 'u0', filename: file }));
+    await mod.waitForExamine();
+    const lvs = await mod.createStore('u0', { name: 'lvs0', clusterSize: CS });
+    const vol = await lvs.createLvol('vol', 4 * MiB, false);
+    const io = new LvolIo(vol);
+    const ch = io.ch;
+    let writes = 0;
+    let failed = 0;
+    let stop = false;
+    const writers = Array.from({ length: 4 }, (_, i) => {
+      const sg = new SgList(1);
+      sg.push(pattern(4096, i), 0, 4096);
+      const w: BdevIoWaiter = {
+        bdevIoDone(status: number): void {
+          writes++;
+          if (status !== BDEV_OK) failed++;
+          if (!stop) ch.write(((writes * 8) % 8192) + i * 8, 8, sg, 0, w);
+        },
+      };
+      return { sg, w };
+    });
+    writers.forEach(({ sg, w }, i) => ch.write(i * 8, 8, sg, 0, w));
+    let snapped = false;
+    const snapP = lvs.snapshot(vol, 'snap').then(() => (snapped = true));
+    const deadline = Date.now() + 10_000;
+    while (!snapped && Date.now() < deadline) {
+      ch.poll();
+      await tick();
+    }
+    assert.ok(snapped, 'snapshot finished within 10 s while the channel kept I/O in flight');
+    const before = writes;
+    while (writes < before + 100 && Date.now() < deadline + 5000) {
+      ch.poll();
+      await tick();
+    }
+    assert.ok(writes >= before + 100, 'writes parked across the snapshot resumed');
+    stop = true;
+    while (writes < before + 104 && Date.now() < deadline + 10_000) {
+      ch.poll();
+      await tick();
+    }
+    await snapP;
+    assert.equal(failed, 0);
+    io.close();
+    await mod.unloadAll();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('lvol: a snapshot taken while writes are in flight holds each write whole or not at all', async () => {
