@@ -11,6 +11,7 @@ import { LvolModule } from '../lvol/lvol-module.ts';
 import { ControllerRegistry } from '../controller/controller-registry.ts';
 import { createRpcServer } from '../rpc/rpc-server.ts';
 import { loadConfig } from '../rpc/config-file.ts';
+import { MALLOC_HUGEPAGES_MODES, type MallocHugepages } from '../bdev/modules/malloc.ts';
 import { DEFAULT_CTRLR, DEFAULT_SIZE_MIB, defaultConfigCalls, qemuCommandLine } from './embedded-default.ts';
 import { VERSION } from './version.ts';
 
@@ -36,6 +37,11 @@ const program = new Command('vhostd')
   .option('--no-pin', 'do not pin reactor threads to their CPUs')
   .option('--no-default', 'start with no bdev and no controller (only the RPC server)')
   .option('--default-size <MiB>', 'size of the embedded default RAM disk', positiveInt, DEFAULT_SIZE_MIB)
+  .addOption(
+    new Option('--malloc-hugepages <mode>', 'RAM disks (bdev_malloc_create) on 2 MiB huge pages, taken at create: auto (when enough are free), on (or fail), off')
+      .choices(MALLOC_HUGEPAGES_MODES)
+      .default('auto'),
+  )
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
   .addHelpText(
     'after',
@@ -61,6 +67,7 @@ const opts = program.opts<{
   pin: boolean;
   default: boolean;
   defaultSize: number;
+  mallocHugepages: MallocHugepages;
   logLevel: string;
 }>();
 
@@ -81,7 +88,9 @@ async function main(): Promise<void> {
   const vhost = new ControllerRegistry(socketDir, reactors, bdevs, log);
   const lvols = new LvolModule(bdevs);
   const init = Promise.withResolvers<void>();
-  const rpc = createRpcServer({ socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, reactors, initDone: init.promise, logger: log });
+  const rpc = createRpcServer({
+    socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, reactors, initDone: init.promise, logger: log, mallocHugepages: opts.mallocHugepages,
+  });
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

@@ -2,7 +2,7 @@
 import type { Bdev } from '../bdev/bdev.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import { BdevError } from '../bdev/bdev-error.ts';
-import { MALLOC_MODULE, MallocBdev } from '../bdev/modules/malloc.ts';
+import { MALLOC_MODULE, MallocBdev, type MallocHugepages } from '../bdev/modules/malloc.ts';
 import { NULL_MODULE, NullBdev } from '../bdev/modules/null.ts';
 import type { MethodTable } from './method-table.ts';
 import type { LvolModule } from '../lvol/lvol-module.ts';
@@ -29,7 +29,7 @@ function registerOrDestroy(bdevs: BdevRegistry, bdev: Bdev): string {
   return bdev.name;
 }
 
-export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvols?: LvolModule): void {
+export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvols?: LvolModule, mallocHugepages: MallocHugepages = 'off'): void {
   // SPDK numbers auto-named malloc bdevs with a counter; we also skip names already taken.
   let mallocCount = 0;
   const nextMallocName = (): string => {
@@ -50,6 +50,7 @@ export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvo
       uuid: p.uuid,
       physicalBlockSize: p.physical_block_size,
       optimalIoBoundary: p.optimal_io_boundary,
+      hugepages: mallocHugepages,
     });
     return registerOrDestroy(bdevs, bdev);
   });

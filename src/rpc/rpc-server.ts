@@ -4,6 +4,7 @@ import net from 'node:net';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import { componentLogger, type Logger } from '../log/logger.ts';
+import type { MallocHugepages } from '../bdev/modules/malloc.ts';
 import { JsonSplitError, JsonStreamSplitter } from './json-stream-splitter.ts';
 import type { MethodTable } from './method-table.ts';
 import { dispatchMessage, type RpcCaller } from './rpc-dispatch.ts';
@@ -218,6 +219,7 @@ export interface CreateRpcServerOptions {
   reactors?: ReactorGcApi;
   logger?: Logger;
   maxRequestBytes?: number;
+  mallocHugepages?: MallocHugepages;
 }
 
 /** The daemon's RPC server: every vhostd method over these registries. */
@@ -225,6 +227,7 @@ export function createRpcServer(opts: CreateRpcServerOptions): RpcServer {
   const logger = opts.logger ? opts.logger.child({ component: 'rpc' }) : componentLogger('rpc');
   const methods = createMethodTable({
     bdevs: opts.bdevs, vhost: opts.vhost, lvols: opts.lvols, initDone: opts.initDone, reactors: opts.reactors, logger,
+    mallocHugepages: opts.mallocHugepages,
   });
   return new RpcServer({ socketPath: opts.socketPath ?? DEFAULT_RPC_SOCKET, methods, logger, maxRequestBytes: opts.maxRequestBytes });
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.ts';
 import { MethodTable } from './method-table.ts';
 import { registerFrameworkMethods } from './framework-methods.ts';
 import { registerBdevMethods } from './bdev-methods.ts';
+import type { MallocHugepages } from '../bdev/modules/malloc.ts';
 import { registerVhostMethods } from './vhost-methods.ts';
 import { SubsystemConfigBuilder } from './subsystem-config.ts';
 import type { VhostApi } from './vhost-api.ts';
@@ -23,6 +24,8 @@ export interface VhostdMethodsOptions {
   logger?: Logger;
   /** Without it the vhostd_reactor_* methods are not offered. */
   reactors?: ReactorGcApi;
+  /** Where bdev_malloc_create puts its RAM disks (default off). */
+  mallocHugepages?: MallocHugepages;
 }
 
 export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
@@ -31,7 +34,7 @@ export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
     opts.logger?.warn({ bdev: b.name, module: b.moduleName }, 'bdev module cannot save its configuration; left out'),
   );
   registerFrameworkMethods(table, config, opts.initDone);
-  registerBdevMethods(table, opts.bdevs, opts.lvols);
+  registerBdevMethods(table, opts.bdevs, opts.lvols, opts.mallocHugepages);
   if (opts.lvols) registerLvolMethods(table, opts.lvols, new OperationTracker());
   if (opts.vhost) registerVhostMethods(table, opts.vhost);
   if (opts.reactors) registerReactorMethods(table, opts.reactors);

@@ -45,8 +45,9 @@ export class MallocChannel implements BdevChannel {
     this.blockSize = blockSize;
     this.numBlocks = numBlocks;
     this.#mappedBlocks = numBlocks;
-    this.#mapLength = length;
-    this.#addr = mmapFd(fd, length);
+    // The whole memfd: on huge pages it is a multiple of 2 MiB, as munmap then requires.
+    this.#mapLength = size;
+    this.#addr = mmapFd(fd, size);
     this.#mem = new Uint8Array(viewOf(this.#addr, length));
   }
 
