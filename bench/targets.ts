@@ -53,12 +53,19 @@ export function stopper(proc: ChildProcess, dir: string): () => Promise<void> {
   };
 }
 
-/** A vhostd process (taskset to `cpus`, one reactor per CPU) and an RPC client on it. */
-export async function spawnVhostd(cpus: number[], pollMode: string): Promise<{ dir: string; rpcPath: string; proc: ChildProcess; rpc: RpcClient }> {
+/**
+ * A vhostd process (taskset to `cpus`, or to `processCpus` when given, so that its control-plane
+ * thread may run elsewhere; one reactor per CPU of `cpus`) and an RPC client on it.
+ */
+export async function spawnVhostd(
+  cpus: number[],
+  pollMode: string,
+  processCpus: number[] = cpus,
+): Promise<{ dir: string; rpcPath: string; proc: ChildProcess; rpc: RpcClient }> {
   const dir = mkdtempSync(join(tmpdir(), 'vhostd-bench-'));
   const rpcPath = join(dir, 'rpc.sock');
   const list = cpus.join(',');
-  const proc = spawn('taskset', ['-c', list, NODE, join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '-S', dir, '-r', rpcPath, '-m', `[${list}]`, '--poll-mode', pollMode, '--log-level', 'warn'], {
+  const proc = spawn('taskset', ['-c', processCpus.join(','), NODE, join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '-S', dir, '-r', rpcPath, '-m', `[${list}]`, '--poll-mode', pollMode, '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

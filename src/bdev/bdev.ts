@@ -56,6 +56,8 @@ export interface BdevChannel {
    * while it has I/O in flight and give it back only here (an lvol's quiesce share).
    */
   poll(): number;
+  /** I/O accepted and not yet completed (0 for channels that complete synchronously). */
+  inflight(): number;
   /** Applies a new size after a resize event. */
   resize(numBlocks: number): void;
   close(): void;

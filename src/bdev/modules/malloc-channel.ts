@@ -98,6 +98,11 @@ export class MallocChannel implements BdevChannel {
     return 0;
   }
 
+  /** Every I/O completes inside its call. */
+  inflight(): number {
+    return 0;
+  }
+
   /** A RAM disk cannot grow past its mapping; a smaller size is honoured. */
   resize(numBlocks: number): void {
     if (!Number.isSafeInteger(numBlocks) || numBlocks < 0) return;

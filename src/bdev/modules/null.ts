@@ -128,6 +128,11 @@ export class NullChannel implements BdevChannel {
     return 0;
   }
 
+  /** Every I/O completes inside its call. */
+  inflight(): number {
+    return 0;
+  }
+
   resize(numBlocks: number): void {
     if (Number.isSafeInteger(numBlocks) && numBlocks >= 0) this.numBlocks = numBlocks;
   }

@@ -13,7 +13,7 @@ function sizeOnlyChannel(blockSize: number, numBlocks: number): BdevChannel {
   const fail = () => {
     throw new Error('no I/O expected');
   };
-  return { name: 'big', blockSize, numBlocks, read: fail, write: fail, flush: fail, unmap: fail, writeZeroes: fail, poll: () => 0, resize: fail, close: () => {} };
+  return { name: 'big', blockSize, numBlocks, read: fail, write: fail, flush: fail, unmap: fail, writeZeroes: fail, poll: () => 0, inflight: () => 0, resize: fail, close: () => {} };
 }
 
 test('READ CAPACITY(10): last LBA and block length; all ones when too big', () => {

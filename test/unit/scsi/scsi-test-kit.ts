@@ -91,6 +91,10 @@ export class RamChannel implements BdevChannel {
     return this.pending.length;
   }
 
+  inflight(): number {
+    return this.pending.length;
+  }
+
   poll(): number {
     const batch = this.pending.splice(0);
     for (const p of batch) p.waiter.bdevIoDone(p.action());
