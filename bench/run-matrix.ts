@@ -1,6 +1,8 @@
-// `npm run bench`: the standard matrix. vhostd and qemu-storage-daemon run pinned to CPU 0, the
-// load generator (this process) to CPU 1; same generator, same jobs, same run. Results go to
-// build/bench/*.json and into BENCHMARKS.md between the bench markers.
+// `npm run bench`: the standard matrix. vhostd, qemu-storage-daemon and SPDK's vhost target (when
+// built) run pinned to CPU 0, the load generator to CPU 1; same generator, same jobs, same run:
+// vhostd-bench (this checkout) for every row, and SPDK's bdevperf (a C front-end, when built) for
+// the single-queue rows. Results go to build/bench/*.json and into BENCHMARKS.md between the bench
+// markers.
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, release } from 'node:os';
@@ -9,6 +11,7 @@ import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
 import { validateJob, type BenchJob, type RwMode } from '../src/bench/bench-job.ts';
 import { startQsd, startSpdk, startVhostd, startVhostdMultiReactor, type Endpoint, type RunningTarget } from './targets.ts';
 import { measureAdaptive, type AdaptiveFigures } from './adaptive-idle.ts';
+import { bdevperfDir, runBdevperf, type BdevperfResult } from './bdevperf.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -20,6 +23,7 @@ const { values: args } = parseArgs({
     'target-cpu': { type: 'string', default: '0' },
     'generator-cpu': { type: 'string', default: '1' },
     'no-write': { type: 'boolean', default: false },
+    'no-bdevperf': { type: 'boolean', default: false },
     only: { type: 'string' },
   },
 });
@@ -38,6 +42,23 @@ const WORKLOADS: Workload[] = [
   { name: '4k randwrite QD32', rw: 'randwrite', bs: 4096, iodepth: 32 },
   { name: '128k read QD32', rw: 'read', bs: 131072, iodepth: 32 },
 ];
+
+/** The bdevperf rows: the issue's reference figures were taken with it. */
+const BDEVPERF_WORKLOADS: Workload[] = [
+  { name: '4k randread QD1', rw: 'randread', bs: 4096, iodepth: 1 },
+  { name: '4k randread QD32', rw: 'randread', bs: 4096, iodepth: 32 },
+  { name: '4k randread QD128', rw: 'randread', bs: 4096, iodepth: 128 },
+  { name: '4k randwrite QD32', rw: 'randwrite', bs: 4096, iodepth: 32 },
+];
+const useBdevperf = !args['no-bdevperf'] && bdevperfDir() !== null;
+
+interface BdevperfRow {
+  target: string;
+  backend: string;
+  workload: string;
+  r: BdevperfResult;
+}
+const bdevperfRows: BdevperfRow[] = [];
 
 interface Row {
   target: string;
@@ -77,6 +98,24 @@ async function measure(t: RunningTarget, e: Endpoint): Promise<void> {
         `GCs gen ${r.gc.generatorCount} target ${targetGcCell(r)} errors ${r.errors}\n`,
     );
   }
+  if (!useBdevperf || (e.queues ?? 1) !== 1) return;
+  for (const w of BDEVPERF_WORKLOADS) {
+    if (e.workloads && !e.workloads.includes(w.name)) continue;
+    if (args.only && !`${e.label} ${e.backend} ${w.name} bdevperf`.includes(args.only)) continue;
+    const r = await runBdevperf({ socket: e.socket, device: e.device, rw: w.rw, bs: w.bs, iodepth: w.iodepth, runtimeSec: Number(args.runtime), cpu: generatorCpu });
+    bdevperfRows.push({ target: e.label, backend: e.backend, workload: w.name, r });
+    process.stdout.write(`bdevperf ${e.label.padEnd(24)} ${e.backend.padEnd(30)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(9)} IOPS avg ${r.avgLatUs.toFixed(2)}us\n`);
+  }
+}
+
+function bdevperfTable(): string {
+  const head = '| target | backend | workload | IOPS | avg lat (us) | max lat (us) |';
+  const sep = '|---|---|---|---:|---:|---:|';
+  const lines = bdevperfRows.map(
+    ({ target, backend, workload, r }) =>
+      `| ${target} | ${backend} | ${workload} | ${Math.round(r.iops).toLocaleString('en-US')} | ${r.avgLatUs.toFixed(2)} | ${r.maxLatUs.toFixed(0)} |`,
+  );
+  return [head, sep, ...lines].join('\n');
 }
 
 function reserveHugepages(pages: number): boolean {
@@ -170,11 +209,19 @@ async function main(): Promise<void> {
     'vhostd_reactor_gc_start/stop: collections, heap growth, and bytes allocated per I/O (heap growth plus what collections freed).',
     '',
     table(),
+    ...(bdevperfRows.length > 0
+      ? [
+          '',
+          `The same targets driven by SPDK v23.05's bdevperf (C, virtio-user initiator, one queue of 512, its memory on huge pages), pinned to CPU ${generatorCpu}, ${args.runtime} s per row:`,
+          '',
+          bdevperfTable(),
+        ]
+      : []),
     ...adaptiveText,
   ].join('\n');
   mkdirSync(join(ROOT, 'build/bench'), { recursive: true });
   const json = join(ROOT, 'build/bench', `results-${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(json, JSON.stringify({ started, machine: machine(), rows }, null, 2));
+  writeFileSync(json, JSON.stringify({ started, machine: machine(), rows, bdevperfRows }, null, 2));
   process.stdout.write(`\n${section}\n\nresults: ${json}\n`);
   if (!args['no-write']) {
     const md = join(ROOT, 'BENCHMARKS.md');
