@@ -20,6 +20,9 @@ export const blockLibc = {
   pread: libc.func('int64_t pread(int, uintptr_t, size_t, int64_t)'),
   preadv: libc.func('int64_t preadv(int, uintptr_t, int, int64_t)'),
   pwritev: libc.func('int64_t pwritev(int, uintptr_t, int, int64_t)'),
+  preadv2: libc.func('int64_t preadv2(int, uintptr_t, int, int64_t, int)'),
+  pwritev2: libc.func('int64_t pwritev2(int, uintptr_t, int, int64_t, int)'),
+  fstatfs: libc.func('int fstatfs(int, void *)'),
   fsync: libc.func('int fsync(int)'),
   fallocate: libc.func('int fallocate(int, int, int64_t, int64_t)'),
   poll: libc.func('int poll(void *, uint64_t, int)'),
@@ -79,6 +82,15 @@ export const BLKGETSIZE64 = 0x80081272; // size in bytes (u64)
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+// preadv2/pwritev2 flags
+export const RWF_NOWAIT = 0x8;
+
+// statfs(2): f_type is the first field (a long on x86-64); the struct is 120 bytes.
+export const STATFS_BYTES = 120;
+export const TMPFS_MAGIC = 0x01021994;
+export const RAMFS_MAGIC = 0x858458f6;
+export const HUGETLBFS_MAGIC = 0x958458f6;
 
 // poll(2)
 export const POLLIN = 0x001;

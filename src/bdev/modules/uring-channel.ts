@@ -15,12 +15,15 @@ import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from 
 import type { IoEngine, IoEngineKind } from '../../sys/io-engine.ts';
 import { openIoEngine, type IoEngineOptions } from '../../sys/io-engine-select.ts';
 import { BOUNCE_CHUNK } from '../../sys/io-vectors.ts';
+import { onMemoryFileSystem, preadvMemory, preadvNowait, pwritevMemory, pwritevNowait } from '../../sys/nowait-io.ts';
 import type { UringChannelSpec } from './uring.ts';
 
 /** Requests in the engine at once per channel. */
 export const URING_QUEUE_DEPTH = 256;
 /** Requests that may wait for a slot, as a multiple of the depth; beyond that: BDEV_ENOMEM. */
 const BACKLOG_FACTOR = 4;
+/** After a read or write that would have blocked, this many go to the engine before trying inline again. */
+const INLINE_BACKOFF = 32;
 
 const OP_READ = 1;
 const OP_WRITE = 2;
@@ -45,6 +48,8 @@ let fallbackWarned = false;
 export interface UringChannelOptions extends IoEngineOptions {
   /** Engine depth (default URING_QUEUE_DEPTH). */
   queueDepth?: number;
+  /** false: every request goes through the engine (tests of the engine paths). */
+  inline?: boolean;
 }
 
 function specError(spec: UringChannelSpec, what: string): BdevError {
@@ -89,6 +94,17 @@ export class UringChannel implements BdevChannel {
   #punchForZeroes: boolean;
   #closed = false;
   #polling = false;
+  /**
+   * Reads and writes tried inside the call first (src/sys/nowait-io.ts): on a memory file system
+   * always (plain preadv/pwritev); on a buffered file with RWF_NOWAIT, the engine taking what would
+   * block. Never for O_DIRECT on a device, where the call would wait for the device.
+   */
+  #inlineReads: boolean;
+  #inlineWrites: boolean;
+  readonly #memoryFs: boolean;
+  #inlineSkip = 0;
+  /** Requests completed inline (diagnostics and tests). */
+  inlineCompletions = 0;
 
   // Per slot.
   readonly #free: Int32Array;
@@ -158,6 +174,9 @@ export class UringChannel implements BdevChannel {
     this.#lenAlign = direct ? spec.lenAlign : 1;
     this.#zeroRange = spec.fallocate;
     this.#punchForZeroes = spec.fallocate;
+    this.#memoryFs = onMemoryFileSystem(fd);
+    this.#inlineReads = opts.inline !== false && (!direct || this.#memoryFs);
+    this.#inlineWrites = this.#inlineReads;
 
     this.#free = new Int32Array(depth);
     for (let i = 0; i < depth; i++) this.#free[i] = depth - 1 - i;
@@ -291,6 +310,7 @@ export class UringChannel implements BdevChannel {
         const n = e.iov.fromSegments(slot, sg, from, rest, this.#memAlign, this.#lenAlign);
         if (n > 0) {
           this.#chunk[slot] = rest;
+          if ((op === OP_READ ? this.#inlineReads : this.#inlineWrites) && this.#tryInline(slot, op, n, pos)) return;
           if (op === OP_READ) e.readv(slot, fd, n, pos);
           else e.writev(slot, fd, n, pos);
           return;
@@ -320,6 +340,31 @@ export class UringChannel implements BdevChannel {
     this.#chunk[slot] = chunk;
     if (e.iov.zeroes(slot, chunk) !== 1) return this.#finishSlot(slot, BDEV_EIO);
     e.writev(slot, fd, 1, this.#pos[slot] + done);
+  }
+
+  /** True when the slot's read or write was done (or progressed) inside this call. */
+  #tryInline(slot: number, op: number, n: number, pos: number): boolean {
+    if (this.#inlineSkip > 0) {
+      this.#inlineSkip--;
+      return false;
+    }
+    const iov = this.#e.iov.iovAddr(slot);
+    const fd = this.#fd;
+    const read = op === OP_READ;
+    const r = this.#memoryFs
+      ? read ? preadvMemory(fd, iov, n, pos) : pwritevMemory(fd, iov, n, pos)
+      : read ? preadvNowait(fd, iov, n, pos) : pwritevNowait(fd, iov, n, pos);
+    if (r > 0) {
+      this.inlineCompletions++;
+      this.#complete(slot, r);
+      return true;
+    }
+    // No RWF_NOWAIT for this kind of I/O on this file (ext4 buffered writes): stop asking.
+    if (r === -EOPNOTSUPP) {
+      if (read) this.#inlineReads = false;
+      else this.#inlineWrites = false;
+    } else this.#inlineSkip = INLINE_BACKOFF; // would block, or an error the engine will report
+    return false;
   }
 
   /** Handles one engine completion; true when it finished the request (the waiter was called). */
