@@ -45,8 +45,10 @@ export class MallocChannel implements BdevChannel {
     this.blockSize = blockSize;
     this.numBlocks = numBlocks;
     this.#mappedBlocks = numBlocks;
-    this.#mapLength = length;
-    this.#addr = mmapFd(fd, length);
+    // The whole file: a huge-page memfd is rounded up to whole pages, and a hugetlb mapping can
+    // only be unmapped whole pages at a time.
+    this.#mapLength = size;
+    this.#addr = mmapFd(fd, size);
     this.#mem = new Uint8Array(viewOf(this.#addr, length));
   }
 

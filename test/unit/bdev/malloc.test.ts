@@ -6,8 +6,9 @@ import { openBdevChannel } from '../../../src/bdev/channel-open.ts';
 import { BdevError } from '../../../src/bdev/bdev-error.ts';
 import { SgList } from '../../../src/iovec/sg-list.ts';
 import { BDEV_EINVAL, BDEV_EIO, BDEV_OK, type BdevIoWaiter } from '../../../src/bdev/bdev.ts';
-import { closeFd } from '../../../src/sys/fd.ts';
+import { closeFd, fdSize } from '../../../src/sys/fd.ts';
 import { memfdCreate } from '../../../src/sys/memory.ts';
+import { readFileSync } from 'node:fs';
 
 class Waiter implements BdevIoWaiter {
   statuses: number[] = [];
@@ -203,8 +204,8 @@ test('openBdevChannel rejects bad specs and stale fds', () => {
   assert.throws(() => openBdevChannel({ ...spec, module: 'nvme' }), isSpec('BDEV_UNKNOWN_MODULE'));
   assert.throws(() => openBdevChannel({ ...spec, fd: undefined }), isSpec('BDEV_INVALID_SPEC'));
   assert.throws(() => openBdevChannel({ ...spec, numBlocks: 0 }), isSpec('BDEV_INVALID_SPEC'));
-  // Claiming more blocks than the memfd holds would SIGBUS on access: refused.
-  assert.throws(() => openBdevChannel({ ...spec, numBlocks: 5 }), isSpec('BDEV_INVALID_SPEC'));
+  // Claiming more blocks than the memfd holds (rounded up to whole pages on huge pages) would SIGBUS on access: refused.
+  assert.throws(() => openBdevChannel({ ...spec, numBlocks: fdSize(m.fd) / 512 + 1 }), isSpec('BDEV_INVALID_SPEC'));
   // An fd number that now refers to some other file is refused.
   m.destroy();
   const other = memfdCreate('unrelated', 4096);
@@ -226,4 +227,36 @@ test('malloc creation validates like SPDK', () => {
   const m = new MallocBdev({ name: 'x', numBlocks: 8, blockSize: 512, physicalBlockSize: 4096 });
   assert.equal(m.physicalBlockSize, 4096);
   m.destroy();
+});
+
+function freeHugePages(): number {
+  const m = /HugePages_Free:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+test('huge pages back the data when the pool has room; a size that is not whole huge pages still maps, reads, writes and unmaps', () => {
+  // 3 MiB + 512: two 2 MiB pages, the channel maps (and later unmaps) both whole
+  const numBlocks = 6 * 1024 + 1;
+  const expectHuge = freeHugePages() >= 8; // room with a margin for other users of the pool
+  const m = new MallocBdev({ name: 'mh', numBlocks, blockSize: 512 });
+  const a = openBdevChannel(m.channelSpec());
+  const b = openBdevChannel(m.channelSpec());
+  const w = new Waiter();
+  try {
+    if (expectHuge) assert.equal(m.hugePages, true);
+    const src = sgOver([512]);
+    src.bufs[0].fill(0x3c, 3, 515);
+    a.write(numBlocks - 1, 1, src.sg, 0, w);
+    assert.equal(w.last(), BDEV_OK);
+    const dst = sgOver([512]);
+    b.read(numBlocks - 1, 1, dst.sg, 0, w);
+    assert.equal(w.last(), BDEV_OK);
+    assert.ok(dst.bufs[0].subarray(3, 515).every((x) => x === 0x3c));
+    a.read(numBlocks, 1, dst.sg, 0, w);
+    assert.equal(w.last(), BDEV_EINVAL);
+  } finally {
+    a.close(); // munmap of a hugetlb mapping fails (EINVAL) unless whole pages go
+    b.close();
+    m.destroy();
+  }
 });
