@@ -55,6 +55,8 @@ export class VirtioDevice {
   private retired: MappedGuestMemory[] = [];
   readonly slots: QueueSlot[] = [];
   private running: QueueSlot[] = [];
+  /** Slots with stopping set: poll() flushes them, and skips the scan of all slots while none is. */
+  private stoppingCount = 0;
   private readonly coalescer = new InterruptCoalescer(MAX_QUEUES);
   private features = 0n;
 
@@ -157,6 +159,7 @@ export class VirtioDevice {
     if (!slot || (!slot.vq && !slot.stopping)) throw new DeviceError('RING_NOT_RUNNING', `queue ${index} is not running`);
     if (!slot.stopping) {
       slot.stopping = true;
+      this.stoppingCount++;
       this.running = this.running.filter((s) => s !== slot);
       if (slot.kickFd >= 0) this.host.unwatchKick(slot.kickFd);
     }
@@ -175,6 +178,7 @@ export class VirtioDevice {
     slot.processor = null;
     slot.kickFd = -1;
     slot.callFd = -1;
+    if (slot.stopping) this.stoppingCount--;
     slot.stopping = false;
     this.releaseRetired();
     return last;
@@ -245,7 +249,7 @@ export class VirtioDevice {
     work += this.model.pollBackends();
     this.model.afterPoll();
     for (let i = 0; i < running.length; i++) this.flushSlot(running[i]);
-    for (let i = 0; i < this.slots.length; i++) if (this.slots[i].stopping) this.flushSlot(this.slots[i]);
+    if (this.stoppingCount > 0) for (let i = 0; i < this.slots.length; i++) if (this.slots[i].stopping) this.flushSlot(this.slots[i]);
     if (this.coalescer.enabled) this.signalDue();
     if (this.retired.length > 0) this.releaseRetired();
     return work;

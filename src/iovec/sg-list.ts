@@ -1,8 +1,9 @@
 // A scatter-gather list over mapped memory: the data buffer of one request, reused across requests.
 // Entries reference a region's Uint8Array plus an offset and length, so nothing is allocated per I/O.
+import { copyBytes } from './byte-copy.ts';
 
 const EMPTY = new Uint8Array(0);
-/** Below this, copy byte by byte: a subarray() view per copy would allocate per request. */
+/** Below this, copy byte by byte: cheaper than the call into memmove for headers and status bytes. */
 const SMALL_COPY = 128;
 
 export class SgList {
@@ -58,7 +59,7 @@ export class SgList {
       if (n <= SMALL_COPY) {
         const d = dstOffset + done;
         for (let k = 0; k < n; k++) dst[d + k] = b[o + k];
-      } else dst.set(b.subarray(o, o + n), dstOffset + done);
+      } else copyBytes(b, o, dst, dstOffset + done, n);
       done += n;
       skip = 0;
     }
@@ -81,7 +82,7 @@ export class SgList {
       if (n <= SMALL_COPY) {
         const sOff = srcOffset + done;
         for (let k = 0; k < n; k++) b[o + k] = src[sOff + k];
-      } else b.set(src.subarray(srcOffset + done, srcOffset + done + n), o);
+      } else copyBytes(src, srcOffset + done, b, o, n);
       done += n;
       skip = 0;
     }

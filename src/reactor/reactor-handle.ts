@@ -5,6 +5,7 @@ import { closeFd } from '../sys/fd.ts';
 import type { ReactorCommand, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
 import type { GcWindowReport } from './gc-window.ts';
 import type { PollMode } from './poll-mode.ts';
+import { MailDoorbell } from './mail-doorbell.ts';
 import type { Logger } from '../log/logger.ts';
 
 export class ReactorError extends Error {
@@ -35,6 +36,7 @@ export class ReactorHandle {
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly wakeFd: number;
+  private readonly doorbell = new MailDoorbell();
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: ReactorOk) => void; reject: (e: Error) => void }>();
   private exited = false;
@@ -49,7 +51,7 @@ export class ReactorHandle {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
-      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, port: port2, logLevel: opts.logger.level },
+      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, doorbell: this.doorbell.buffer, port: port2, logLevel: opts.logger.level },
       transferList: [port2],
       name: `reactor-${opts.index}`,
     });
@@ -110,6 +112,7 @@ export class ReactorHandle {
     const p = new Promise<ReactorOk>((resolve, reject) => this.pending.set(seq, { resolve, reject }));
     this.port.ref();
     this.port.postMessage({ seq, cmd });
+    this.doorbell.ring();
     eventfdSignal(this.wakeFd);
     return p;
   }

@@ -7,6 +7,7 @@ import { VirtioDevice, DeviceError, type DeviceHost } from '../devices/virtio-de
 import { createDeviceModel } from '../devices/device-models.ts';
 import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
 import { GcWindow } from './gc-window.ts';
+import type { MailDoorbell } from './mail-doorbell.ts';
 import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
 
 const EPOLLET = 1 << 31;
@@ -22,6 +23,7 @@ interface PendingStop {
 
 export class ReactorLoop implements DeviceHost {
   private readonly port: MessagePort;
+  private readonly doorbell: MailDoorbell;
   private readonly wakeFd: number;
   private readonly pollMode: PollMode;
   private readonly epoll = new Epoll(64);
@@ -37,8 +39,9 @@ export class ReactorLoop implements DeviceHost {
   loops = 0;
   sleeps = 0;
 
-  constructor(port: MessagePort, wakeFd: number, pollMode: PollMode) {
+  constructor(port: MessagePort, doorbell: MailDoorbell, wakeFd: number, pollMode: PollMode) {
     this.port = port;
+    this.doorbell = doorbell;
     this.wakeFd = wakeFd;
     this.pollMode = pollMode;
     this.epoll.add(wakeFd, WAKE_TOKEN, EPOLLIN | EPOLLET);
@@ -159,6 +162,7 @@ export class ReactorLoop implements DeviceHost {
   }
 
   private drainMailbox(): void {
+    if (!this.doorbell.rung()) return;
     for (;;) {
       const m = receiveMessageOnPort(this.port);
       if (!m) return;

@@ -4,8 +4,9 @@ import { pinCurrentThread } from '../sys/affinity.ts';
 import { ReactorLoop } from './reactor-loop.ts';
 import { componentLogger, setLogLevel } from '../log/logger.ts';
 import type { PollMode } from './poll-mode.ts';
+import { MailDoorbell } from './mail-doorbell.ts';
 
-const data = workerData as { index: number; cpu: number; pollMode: PollMode; wakeFd: number; port: MessagePort; logLevel: string };
+const data = workerData as { index: number; cpu: number; pollMode: PollMode; wakeFd: number; doorbell: SharedArrayBuffer; port: MessagePort; logLevel: string };
 // The daemon's --log-level applies to its reactor threads too.
 setLogLevel(data.logLevel);
 const log = componentLogger('reactor', { reactor: data.index });
@@ -17,5 +18,5 @@ if (data.cpu >= 0) {
   }
 }
 log.debug({ cpu: data.cpu, pollMode: data.pollMode }, 'reactor started');
-new ReactorLoop(data.port, data.wakeFd, data.pollMode).run();
+new ReactorLoop(data.port, new MailDoorbell(data.doorbell), data.wakeFd, data.pollMode).run();
 data.port.close();

@@ -14,6 +14,8 @@ export class ScsiTarget {
   readonly name: string;
   readonly nullLun: ScsiNullLun;
   private readonly luns = new Map<number, ScsiLun>();
+  /** The LUNs as an array for poll(), which runs every loop turn (a Map iterator there cost ~7% of an idle turn). */
+  private lunList: ScsiLun[] = [];
 
   constructor(num: number, name: string) {
     if (!Number.isInteger(num) || num < 0 || num > 255) {
@@ -30,6 +32,7 @@ export class ScsiTarget {
     if (this.luns.has(lun.id)) throw new ScsiConfigError('SCSI_LUN_EXISTS', `target ${this.name}: LUN ${lun.id} already exists`);
     for (const other of this.luns.values()) other.unitAttention.push(SCSI_ASC_REPORTED_LUNS_DATA_HAS_CHANGED);
     this.luns.set(lun.id, lun);
+    this.lunList = [...this.luns.values()];
     this.rebuildReportLuns();
   }
 
@@ -41,6 +44,7 @@ export class ScsiTarget {
     const lun = this.luns.get(id);
     if (lun === undefined) throw new ScsiConfigError('SCSI_LUN_NOT_FOUND', `target ${this.name}: no LUN ${id}`);
     this.luns.delete(id);
+    this.lunList = [...this.luns.values()];
     for (const other of this.luns.values()) other.unitAttention.push(SCSI_ASC_REPORTED_LUNS_DATA_HAS_CHANGED);
     this.rebuildReportLuns();
     return lun;
@@ -68,7 +72,8 @@ export class ScsiTarget {
   /** Reaps asynchronous bdev completions of every LUN. */
   poll(): number {
     let n = 0;
-    for (const lun of this.luns.values()) n += lun.poll();
+    const list = this.lunList;
+    for (let i = 0; i < list.length; i++) n += list[i].poll();
     return n;
   }
 

@@ -20,10 +20,10 @@ after(async () => {
   assert.equal(await d.stop(), 0);
 });
 
-async function attach(): Promise<{ session: QemuLikeSession; drv: VirtioScsiDriver; arena: GuestMemoryArena; close(): Promise<void> }> {
+async function attach(split: { headerSplitAt?: number; responseSplitAt?: number } = {}): Promise<{ session: QemuLikeSession; drv: VirtioScsiDriver; arena: GuestMemoryArena; close(): Promise<void> }> {
   const arena = new GuestMemoryArena();
   const session = await connectLikeQemu({ socketPath: d.socket('vhost.0'), arena, queueSizes: [16, 16, 64] });
-  const drv = VirtioScsiDriver.fromSession(session, { maxDataBytes: 65536, timeoutMs: 5000 });
+  const drv = VirtioScsiDriver.fromSession(session, { maxDataBytes: 65536, timeoutMs: 5000, ...split });
   drv.start();
   return {
     session,
@@ -103,3 +103,30 @@ test('data survives a front-end disconnect and the socket accepts the next conne
     await b.close();
   }
 });
+
+// The target reads a header that one descriptor holds in place, and writes the response in place
+// when its first descriptor holds it; split ones go through the request's own copies.
+for (const split of [{ headerSplitAt: 7, responseSplitAt: 10 }, { headerSplitAt: 40, responseSplitAt: 20 }, { headerSplitAt: 0, responseSplitAt: 40 }]) {
+  test(`header split at ${split.headerSplitAt}, response at ${split.responseSplitAt}: tag, CDB, status, residual and sense arrive whole`, async () => {
+    const a = await attach(split);
+    try {
+      const lun = a.drv.lun();
+      await lun.testUnitReady();
+      const data = new Uint8Array(2 * 512).map((_, i) => (i * 13 + split.responseSplitAt) & 0xff);
+      assert.equal((await lun.write10(300, data)).status, 0);
+      const r = await lun.read10(300, 2);
+      assert.equal(r.status, 0);
+      assert.equal(r.residual, 0);
+      assert.deepEqual(r.data, data);
+      // 18 bytes of fixed-format sense: longer than what a 20-byte first part holds after the 12 fixed bytes
+      const oob = await lun.read10(BLOCKS - 1, 2);
+      assert.equal(oob.status, 2);
+      assert.equal(oob.senseLen, 18);
+      assert.deepEqual([oob.senseKey, oob.asc, oob.ascq], [5, 0x21, 0]);
+      assert.equal(oob.residual, 2 * 512);
+      assert.equal((await a.drv.lun({ target: 3, lun: 0 }).inquiry()).response, 3);
+    } finally {
+      await a.close();
+    }
+  });
+}

@@ -7,10 +7,12 @@ export function lunFieldTarget(b: Uint8Array, off: number): number {
 
 /** LUN number (flat or peripheral addressing), or -1 for an address form we do not serve. */
 export function lunFieldLun(b: Uint8Array, off: number): number {
-  const method = b[off + 2] >> 6;
+  // Byte 2 is read once: b may be guest memory that changes under us.
+  const b2 = b[off + 2];
+  const method = b2 >> 6;
   if (method !== 0 && method !== 1) return -1;
   if (b[off + 4] !== 0 || b[off + 5] !== 0 || b[off + 6] !== 0 || b[off + 7] !== 0) return -1;
-  return ((b[off + 2] & 0x3f) << 8) | b[off + 3];
+  return ((b2 & 0x3f) << 8) | b[off + 3];
 }
 
 export function writeLunField(b: Uint8Array, off: number, target: number, lun: number): void {

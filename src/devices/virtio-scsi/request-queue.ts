@@ -20,14 +20,27 @@ import {
 
 /** Segments per chain: Linux uses seg_max (126) + header + response; indirect tables may hold more. */
 export const MAX_SEGMENTS = 1024;
+/** Response bytes before the sense data: sense_len, residual, status_qualifier, status, response. */
+const RESP_FIXED_SIZE = VIRTIO_SCSI_RESP_SIZE - VIRTIO_SCSI_SENSE_SIZE;
+
+function le32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+function putLe32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
 
 class ScsiRequest implements ScsiTaskWaiter {
   readonly chain = new DescriptorChain(MAX_SEGMENTS);
   readonly task = new ScsiTask();
+  /** The header when the guest split it over several segments (else it is read in place). */
   readonly header = new Uint8Array(VIRTIO_SCSI_REQ_PI_HEADER_SIZE);
-  readonly headerView = new DataView(this.header.buffer);
+  /** The response when the guest split its buffer (else it is written in place). */
   readonly response = new Uint8Array(VIRTIO_SCSI_RESP_SIZE);
-  readonly responseView = new DataView(this.response.buffer);
   readonly queue: ScsiRequestQueue;
   constructor(queue: ScsiRequestQueue) {
     this.queue = queue;
@@ -98,26 +111,32 @@ export class ScsiRequestQueue implements QueueProcessor {
       this.complete(req, VIRTIO_SCSI_S_FAILURE);
       return;
     }
-    const h = req.header;
-    out.copyOut(0, h, 0, headerSize);
-    const target = lunFieldTarget(h, 0);
-    const lun = lunFieldLun(h, 0);
+    // The header is read in place when one segment holds it (Linux, SPDK, QEMU): every byte is
+    // read once, so a guest changing it meanwhile cannot pass one check and act on another value.
+    let h = out.bufs[0];
+    let ho = out.offsets[0];
+    if (out.lengths[0] < headerSize) {
+      h = req.header;
+      ho = 0;
+      out.copyOut(0, h, 0, headerSize);
+    }
+    const target = lunFieldTarget(h, ho);
+    const lun = lunFieldLun(h, ho);
     if (target < 0 || !this.targets.has(target)) {
       this.complete(req, VIRTIO_SCSI_S_BAD_TARGET);
       return;
     }
-    const hv = req.headerView;
-    task.tagLo = hv.getUint32(8, true);
-    task.tagHi = hv.getUint32(12, true);
-    task.taskAttr = h[16];
+    task.tagLo = le32(h, ho + 8);
+    task.tagHi = le32(h, ho + 12);
+    task.taskAttr = h[ho + 16];
     let dataOutOffset = headerSize;
     let dataInOffset = VIRTIO_SCSI_RESP_SIZE;
     if (this.pi) {
       // Protection information is not supported: skip the PI bytes, pass the data on.
-      dataOutOffset += hv.getUint32(19, true);
-      dataInOffset += hv.getUint32(23, true);
+      dataOutOffset += le32(h, ho + 19);
+      dataInOffset += le32(h, ho + 23);
     }
-    const cdbOffset = headerSize - VIRTIO_SCSI_CDB_SIZE;
+    const cdbOffset = ho + headerSize - VIRTIO_SCSI_CDB_SIZE;
     const cdb = task.cdb;
     for (let i = 0; i < VIRTIO_SCSI_CDB_SIZE; i++) cdb[i] = h[cdbOffset + i];
     task.cdbLength = VIRTIO_SCSI_CDB_SIZE;
@@ -144,10 +163,9 @@ export class ScsiRequestQueue implements QueueProcessor {
   /** Writes the response and returns the request to the pool. */
   complete(req: ScsiRequest, response: number): void {
     const task = req.task;
-    const r = req.response;
-    const rv = req.responseView;
+    const inn = req.chain.in;
     let usedLen = 0;
-    if (req.chain.in.length >= VIRTIO_SCSI_RESP_SIZE) {
+    if (inn.length >= VIRTIO_SCSI_RESP_SIZE) {
       let residual = 0;
       let senseLen = 0;
       let status = 0;
@@ -161,14 +179,25 @@ export class ScsiRequestQueue implements QueueProcessor {
         const windowLen = task.dataIn ? task.dataInLength : task.dataOutLength;
         residual = windowLen;
       }
-      rv.setUint32(0, senseLen, true);
-      rv.setUint32(4, residual, true);
-      rv.setUint16(8, 0, true);
-      r[10] = status;
-      r[11] = response;
+      // Only sense_len bytes of sense are meaningful (the driver reads no more), so the rest of
+      // the 96 is left as it is: zeroing it cost more than the rest of the response.
+      const respLen = RESP_FIXED_SIZE + senseLen;
+      let r = inn.bufs[0];
+      let ro = inn.offsets[0];
+      const inPlace = inn.lengths[0] >= respLen;
+      if (!inPlace) {
+        r = req.response;
+        ro = 0;
+      }
+      putLe32(r, ro, senseLen);
+      putLe32(r, ro + 4, residual);
+      r[ro + 8] = 0;
+      r[ro + 9] = 0;
+      r[ro + 10] = status;
+      r[ro + 11] = response;
       const sense = task.sense;
-      for (let i = 0; i < VIRTIO_SCSI_SENSE_SIZE; i++) r[12 + i] = i < senseLen ? sense[i] : 0;
-      req.chain.in.copyIn(0, r, 0, VIRTIO_SCSI_RESP_SIZE);
+      for (let i = 0; i < senseLen; i++) r[ro + RESP_FIXED_SIZE + i] = sense[i];
+      if (!inPlace) inn.copyIn(0, r, 0, respLen);
       usedLen = VIRTIO_SCSI_RESP_SIZE + (task.dataIn ? Math.min(task.transferred, task.dataInLength) : 0);
     }
     const vq = this.vq;
