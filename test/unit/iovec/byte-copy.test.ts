@@ -41,6 +41,7 @@ test('SgList copies of 4 KiB allocate nothing (no view per copy)', () => {
   }
   const r = w.stop()!;
   assert.equal(guest[65536 + 2047], 7);
-  // a view per segment copy would be ~100 bytes x 4 copies per round
-  assert.ok(r.allocatedBytes < 4 * rounds, `${r.allocatedBytes} bytes over ${rounds} rounds`);
+  // A view per segment copy would be ~100 bytes x 4 copies = ~400 bytes per round; the test's own
+  // loop may leave a few bytes per round (measured 0-5, depending on when it gets optimized).
+  assert.ok(r.allocatedBytes < 40 * rounds, `${r.allocatedBytes} bytes over ${rounds} rounds`);
 });
