@@ -20,8 +20,11 @@ export const blockLibc = {
   pread: libc.func('int64_t pread(int, uintptr_t, size_t, int64_t)'),
   preadv: libc.func('int64_t preadv(int, uintptr_t, int, int64_t)'),
   pwritev: libc.func('int64_t pwritev(int, uintptr_t, int, int64_t)'),
-  preadv2: libc.func('int64_t preadv2(int, uintptr_t, int, int64_t, int)'),
-  pwritev2: libc.func('int64_t pwritev2(int, uintptr_t, int, int64_t, int)'),
+  // The iovec array as a typed array over native memory (see IoVectorTable.iovView): no per-call number.
+  preadvView: libc.func('preadv', 'int64_t', ['int', 'void *', 'int', 'int64_t']),
+  pwritevView: libc.func('pwritev', 'int64_t', ['int', 'void *', 'int', 'int64_t']),
+  preadv2View: libc.func('preadv2', 'int64_t', ['int', 'void *', 'int', 'int64_t', 'int']),
+  pwritev2View: libc.func('pwritev2', 'int64_t', ['int', 'void *', 'int', 'int64_t', 'int']),
   fstatfs: libc.func('int fstatfs(int, void *)'),
   fsync: libc.func('int fsync(int)'),
   fallocate: libc.func('int fallocate(int, int, int64_t, int64_t)'),

@@ -33,6 +33,7 @@ export class IoVectorTable {
   #length: number;
   /** u32 view over the iovec arrays: [base lo, base hi, len lo, len hi] per iovec. */
   #u32: Uint32Array;
+  readonly #iovViews: Uint8Array[];
   /** Bounce arena (slots x BOUNCE_CHUNK), mapped at the first request that needs it. */
   #bounceBig = 0n;
   #bounceBase = 0;
@@ -49,6 +50,16 @@ export class IoVectorTable {
     this.#baseBig = mmapAnonymous(this.#length);
     this.base = Number(this.#baseBig);
     this.#u32 = new Uint32Array(viewOf(this.#baseBig, this.#length));
+    const bytes = this.#u32.buffer;
+    this.#iovViews = Array.from({ length: slots }, (_, slot) => new Uint8Array(bytes, slot * IOVECS_PER_SLOT * IOVEC_SIZE, IOVECS_PER_SLOT * IOVEC_SIZE));
+  }
+
+  /**
+   * Slot's iovec array as a view, made once: a syscall made through koffi takes it as its pointer
+   * argument without a per-call number (an address above 2^30 would be boxed: 16 bytes per call).
+   */
+  iovView(slot: number): Uint8Array {
+    return this.#iovViews[slot];
   }
 
   /** Address of slot's iovec array, for an SQE's addr or preadv(). */

@@ -348,7 +348,7 @@ export class UringChannel implements BdevChannel {
       this.#inlineSkip--;
       return false;
     }
-    const iov = this.#e.iov.iovAddr(slot);
+    const iov = this.#e.iov.iovView(slot);
     const fd = this.#fd;
     const read = op === OP_READ;
     const r = this.#memoryFs
