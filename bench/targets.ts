@@ -79,6 +79,7 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   const { dir, rpcPath, proc, rpc } = await spawnVhostd([cpu], pollMode);
   const blocks = (sizeMiB * 1024 * 1024) / 512;
   const endpoints: Endpoint[] = [];
+  let file: string | null = null;
   await rpc.call('bdev_malloc_create', { name: 'mal', num_blocks: blocks, block_size: 512 });
   await rpc.call('bdev_malloc_create', { name: 'mal2', num_blocks: blocks, block_size: 512 });
   await rpc.call('bdev_null_create', { name: 'nul', num_blocks: blocks, block_size: 512 });
@@ -93,7 +94,7 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   );
   const methods = (await rpc.call('rpc_get_methods')) as string[];
   if (methods.includes('bdev_uring_create')) {
-    const file = join(tmpfsDir, `vhostd-bench-${process.pid}.img`);
+    file = join(tmpfsDir, `vhostd-bench-${process.pid}.img`);
     writeFileSync(file, '');
     truncateSync(file, sizeMiB * 1024 * 1024);
     await rpc.call('bdev_uring_create', { name: 'ur', filename: file, block_size: 512 });
@@ -102,7 +103,17 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   }
   rpc.close();
   const stop = stopper(proc, dir);
-  return { name: 'vhostd', pid: proc.pid!, rpc: rpcPath, endpoints, stop };
+  return {
+    name: 'vhostd',
+    pid: proc.pid!,
+    rpc: rpcPath,
+    endpoints,
+    // The tmpfs file holds its size in RAM once written: never leave it behind.
+    async stop() {
+      await stop();
+      if (file) rmSync(file, { force: true });
+    },
+  };
 }
 
 /**
