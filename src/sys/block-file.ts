@@ -1,6 +1,7 @@
 // Opening and inspecting the backing store of a file-backed bdev: a regular file or a block
 // device. Size (fstat / BLKGETSIZE64), logical and physical block size (BLKSSZGET / BLKPBSZGET),
-// O_DIRECT alignment (statx STATX_DIOALIGN), identity (device + inode), and small synchronous
+// O_DIRECT alignment (statx STATX_DIOALIGN), identity (device + inode), whether the file system
+// lives in memory (fstatfs), and small synchronous
 // probes run once at creation (control plane only).
 import { readFileSync } from 'node:fs';
 import { lastErrno, SysError } from './errno.ts';
@@ -11,10 +12,12 @@ import {
   BLKPBSZGET,
   BLKSSZGET,
   blockLibc,
+  HUGETLBFS_MAGIC,
   O_CLOEXEC,
   O_DIRECT,
   O_RDONLY,
   O_RDWR,
+  RAMFS_MAGIC,
   S_IFBLK,
   S_IFMT,
   S_IFREG,
@@ -25,6 +28,7 @@ import {
   STATX_SIZE,
   STATX_SIZE_BYTES,
   STATX_TYPE,
+  STATFS_BYTES,
   STX_BTIME_NSEC,
   STX_BTIME_SEC,
   STX_DEV_MAJOR,
@@ -37,6 +41,7 @@ import {
   STX_RDEV_MAJOR,
   STX_RDEV_MINOR,
   STX_SIZE,
+  TMPFS_MAGIC,
 } from './block-io-libc.ts';
 
 export type BlockFileKind = 'file' | 'block' | 'other';
@@ -61,6 +66,11 @@ export interface BlockFileInfo {
   dioOffsetAlign: number;
   /** True when statx reported STATX_DIOALIGN (then 0/0 means "no O_DIRECT on this file"). */
   dioAlignKnown: boolean;
+  /**
+   * The file system keeps its data in memory (tmpfs, ramfs, hugetlbfs): there even an O_DIRECT
+   * read or write is a memory copy that never waits for a device.
+   */
+  memoryFs: boolean;
 }
 
 /** Opens path read/write (or read-only), with O_DIRECT when asked. Throws SysError (ENOENT, EACCES, EINVAL for O_DIRECT...). */
@@ -77,6 +87,14 @@ const statxView = new DataView(statxBuf.buffer);
 const u64 = new Uint8Array(8);
 const u64View = new DataView(u64.buffer);
 const i32 = new Int32Array(1);
+
+const statfsBuf = new Uint8Array(STATFS_BYTES);
+
+function onMemoryFileSystem(fd: number): boolean {
+  if (blockLibc.fstatfs(fd, statfsBuf) < 0) return false;
+  const type = new DataView(statfsBuf.buffer).getUint32(0, true);
+  return type === TMPFS_MAGIC || type === RAMFS_MAGIC || type === HUGETLBFS_MAGIC;
+}
 
 export function blockFileInfo(fd: number): BlockFileInfo {
   statxBuf.fill(0);
@@ -100,6 +118,7 @@ export function blockFileInfo(fd: number): BlockFileInfo {
     dioMemAlign: dioAlignKnown ? statxView.getUint32(STX_DIO_MEM_ALIGN, true) : 0,
     dioOffsetAlign: dioAlignKnown ? statxView.getUint32(STX_DIO_OFFSET_ALIGN, true) : 0,
     dioAlignKnown,
+    memoryFs: onMemoryFileSystem(fd),
   };
   if (info.kind === 'block') {
     info.identity = `b ${rdev}`;

@@ -2,11 +2,11 @@
 // cannot wait for a device. io_uring hands buffered I/O that it cannot do without blocking to an
 // io-wq worker thread: every read and write on tmpfs (no RWF_NOWAIT support there, EOPNOTSUPP),
 // ~6 us per I/O at QD1 with fio against ~1.5 us for a plain pread. So: on a memory file system a
-// plain preadv/pwritev (a memory copy), elsewhere preadv2(RWF_NOWAIT), which serves page-cache
+// plain preadv/pwritev (a memory copy; BlockFileInfo.memoryFs), elsewhere preadv2(RWF_NOWAIT), which serves page-cache
 // hits and says EAGAIN when it would have waited; the caller then goes through its engine.
 // `iov` is the request's iovec array (IoVectorTable.iovView). A file position of 2^30 or more
 // is boxed by the call (16 bytes); below it nothing is allocated.
-import { blockLibc, HUGETLBFS_MAGIC, RAMFS_MAGIC, RWF_NOWAIT, STATFS_BYTES, TMPFS_MAGIC } from './block-io-libc.ts';
+import { blockLibc, RWF_NOWAIT } from './block-io-libc.ts';
 import { lastErrno } from './errno.ts';
 
 /** preadv2(fd, iov, n, pos, RWF_NOWAIT): bytes read, or -errno (-EAGAIN: would block). */
@@ -31,15 +31,4 @@ export function preadvMemory(fd: number, iov: Uint8Array, n: number, pos: number
 export function pwritevMemory(fd: number, iov: Uint8Array, n: number, pos: number): number {
   const r = Number(blockLibc.pwritevView(fd, iov, n, pos));
   return r < 0 ? -lastErrno() : r;
-}
-
-/**
- * True when fd's file system keeps its data in memory (tmpfs, ramfs, hugetlbfs): there, even an
- * O_DIRECT read or write is a memory copy that never waits for a device.
- */
-export function onMemoryFileSystem(fd: number): boolean {
-  const buf = new Uint8Array(STATFS_BYTES);
-  if (blockLibc.fstatfs(fd, buf) < 0) return false;
-  const type = new DataView(buf.buffer).getUint32(0, true);
-  return type === TMPFS_MAGIC || type === RAMFS_MAGIC || type === HUGETLBFS_MAGIC;
 }

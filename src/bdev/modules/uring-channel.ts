@@ -15,7 +15,7 @@ import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from 
 import type { IoEngine, IoEngineKind } from '../../sys/io-engine.ts';
 import { openIoEngine, type IoEngineOptions } from '../../sys/io-engine-select.ts';
 import { BOUNCE_CHUNK } from '../../sys/io-vectors.ts';
-import { onMemoryFileSystem, preadvMemory, preadvNowait, pwritevMemory, pwritevNowait } from '../../sys/nowait-io.ts';
+import { preadvMemory, preadvNowait, pwritevMemory, pwritevNowait } from '../../sys/nowait-io.ts';
 import type { UringChannelSpec } from './uring.ts';
 
 /** Requests in the engine at once per channel. */
@@ -137,6 +137,7 @@ export class UringChannel implements BdevChannel {
     if (!Number.isInteger(depth) || depth < 1 || depth > 4096) throw specError(spec, `queue depth ${depth} is not in 1..4096`);
     let direct = spec.direct;
     let fd: number;
+    let memoryFs = false;
     try {
       fd = openBlockFile(spec.filename, { readonly: spec.readonly, direct });
     } catch (e) {
@@ -147,6 +148,7 @@ export class UringChannel implements BdevChannel {
     }
     try {
       const info = blockFileInfo(fd);
+      memoryFs = info.memoryFs;
       if (info.identity !== spec.identity) throw specError(spec, `'${spec.filename}' is no longer the file the bdev was created on`);
       if (info.size < spec.numBlocks * spec.blockSize) {
         throw specError(spec, `'${spec.filename}' holds ${info.size} bytes, the bdev needs ${spec.numBlocks * spec.blockSize}`);
@@ -174,7 +176,7 @@ export class UringChannel implements BdevChannel {
     this.#lenAlign = direct ? spec.lenAlign : 1;
     this.#zeroRange = spec.fallocate;
     this.#punchForZeroes = spec.fallocate;
-    this.#memoryFs = onMemoryFileSystem(fd);
+    this.#memoryFs = memoryFs;
     this.#inlineReads = opts.inline !== false && (!direct || this.#memoryFs);
     this.#inlineWrites = this.#inlineReads;
 

@@ -7,7 +7,6 @@ import { BdevError } from '../bdev-error.ts';
 import { checkBdevName, checkBlockSize, normalizeUuid } from '../bdev-geometry.ts';
 import { componentLogger } from '../../log/logger.ts';
 import { closeFd } from '../../sys/fd.ts';
-import { onMemoryFileSystem } from '../../sys/nowait-io.ts';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../sys/block-io-libc.ts';
 import { blockDeviceAttr, blockFileInfo, fallocateSync, openBlockFile, probeAlignedRead, type BlockFileInfo } from '../../sys/block-file.ts';
 
@@ -81,15 +80,10 @@ function chooseDirect(filename: string, info: BlockFileInfo, blockSize: number, 
   if (blockSize % lenAlign !== 0) {
     return { direct: false, memAlign: 1, lenAlign: 1, why: `block size ${blockSize} is not a multiple of the O_DIRECT alignment ${lenAlign}` };
   }
-  let fd = openBlockFile(filename, { readonly, direct: false });
-  try {
-    // tmpfs accepts O_DIRECT but still copies through its page cache: only the alignment limits
-    // would remain (guest buffers that break them go through a bounce buffer).
-    if (onMemoryFileSystem(fd)) return { direct: false, memAlign: 1, lenAlign: 1, why: 'the file lives in memory (tmpfs, ramfs or hugetlbfs)' };
-  } finally {
-    closeFd(fd);
-  }
-  fd = -1;
+  // tmpfs accepts O_DIRECT but still copies through its page cache: only the alignment limits
+  // would remain (guest buffers that break them go through a bounce buffer).
+  if (info.memoryFs) return { direct: false, memAlign: 1, lenAlign: 1, why: 'the file lives in memory (tmpfs, ramfs or hugetlbfs)' };
+  let fd = -1;
   try {
     fd = openBlockFile(filename, { readonly, direct: true });
   } catch (e) {

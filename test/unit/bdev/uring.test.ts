@@ -17,7 +17,7 @@ import { SgList } from '../../../src/iovec/sg-list.ts';
 import { SysError } from '../../../src/sys/errno.ts';
 import { ioUringSupport } from '../../../src/sys/io-uring-setup.ts';
 import { BOUNCE_CHUNK } from '../../../src/sys/io-vectors.ts';
-import { onMemoryFileSystem } from '../../../src/sys/nowait-io.ts';
+import { blockFileInfo } from '../../../src/sys/block-file.ts';
 import { MappedMemory, fillPattern, findPatternMismatch } from '../sys/mapped-memory.ts';
 
 class Waiter implements BdevIoWaiter {
@@ -56,7 +56,7 @@ const uringOk = ioUringSupport().available;
 function onMemoryFs(path: string): boolean {
   const fd = openSync(path, 'r');
   try {
-    return onMemoryFileSystem(fd);
+    return blockFileInfo(fd).memoryFs;
   } finally {
     closeSync(fd);
   }
