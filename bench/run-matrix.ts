@@ -12,6 +12,7 @@ import { validateJob, type BenchJob, type RwMode } from '../src/bench/bench-job.
 import { startQsd, startSpdk, startVhostd, startVhostdMultiReactor, type Endpoint, type RunningTarget } from './targets.ts';
 import { measureAdaptive, type AdaptiveFigures } from './adaptive-idle.ts';
 import { bdevperfDir, runBdevperf, type BdevperfResult } from './bdevperf.ts';
+import { describeFloor, measurePlatformFloor, type PlatformFloor } from './platform-floor.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
     () => startVhostd(targetCpu, String(args['poll-mode']), tmpfs, 1024),
     () => startVhostdMultiReactor(twoCpus, String(args['poll-mode']), 1024, MULTI_REACTOR_WORKLOADS),
     () => startQsd(targetCpu, tmpfs, 1024),
-    () => startSpdk(targetCpu, 1024),
+    () => startSpdk(targetCpu, tmpfs, 1024),
   ];
   for (const start of targets) {
     const t = await start();
@@ -187,6 +188,12 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`adaptive: ${JSON.stringify(adaptive)}\n`);
   }
+  // What the machine itself costs (C, no vhostd code): the bound for the file and wake-up rows.
+  let floor: PlatformFloor | null = null;
+  if (!args.only || 'floor'.includes(args.only)) {
+    floor = measurePlatformFloor(tmpfs, targetCpu, generatorCpu);
+    if (floor) process.stdout.write(`floor: ${JSON.stringify(floor)}\n`);
+  }
   const adaptiveText = adaptive
     ? [
         '',
@@ -199,7 +206,7 @@ async function main(): Promise<void> {
   const section = [
     `Run ${started.toISOString()} on ${machine()}.`,
     `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
-    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB;`,
+    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB; tmpfs files written in full (reads find real pages);`,
     `except the "${twoCpus.length} reactors" rows: vhostd -m [${twoCpus.join(',')}] (one reactor pinned to each CPU), blk controllers with cpumask [${twoCpus.join(',')}] whose`,
     `2 queues are served one per reactor, generator with 2 queues (iodepth per queue) still pinned to CPU ${generatorCpu}. This machine has only`,
     `${cpus().length} cores: the generator shares CPU ${generatorCpu} with reactor 1 (three busy-polling threads on two cores), so these rows show`,
@@ -218,10 +225,11 @@ async function main(): Promise<void> {
         ]
       : []),
     ...adaptiveText,
+    ...(floor ? ['', ...describeFloor(floor, targetCpu)] : []),
   ].join('\n');
   mkdirSync(join(ROOT, 'build/bench'), { recursive: true });
   const json = join(ROOT, 'build/bench', `results-${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(json, JSON.stringify({ started, machine: machine(), rows, bdevperfRows }, null, 2));
+  writeFileSync(json, JSON.stringify({ started, machine: machine(), rows, bdevperfRows, adaptive, floor }, null, 2));
   process.stdout.write(`\n${section}\n\nresults: ${json}\n`);
   if (!args['no-write']) {
     const md = join(ROOT, 'BENCHMARKS.md');

@@ -1,10 +1,11 @@
 // Targets of the benchmark matrix: vhostd (this checkout) and qemu-storage-daemon, each started
 // pinned to the target CPU, each exposing sockets the load generator attaches to.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RpcClient } from '../src/rpc/rpc-client.ts';
+import { createTmpfsImage, removeTmpfsImage } from './tmpfs-image.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -94,9 +95,7 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   );
   const methods = (await rpc.call('rpc_get_methods')) as string[];
   if (methods.includes('bdev_uring_create')) {
-    file = join(tmpfsDir, `vhostd-bench-${process.pid}.img`);
-    writeFileSync(file, '');
-    truncateSync(file, sizeMiB * 1024 * 1024);
+    file = createTmpfsImage(tmpfsDir, `vhostd-bench-${process.pid}.img`, sizeMiB);
     await rpc.call('bdev_uring_create', { name: 'ur', filename: file, block_size: 512 });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-ur', dev_name: 'ur' });
     endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur'), device: 'blk', backend: 'uring, file on tmpfs' });
@@ -111,7 +110,7 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
     // The tmpfs file holds its size in RAM once written: never leave it behind.
     async stop() {
       await stop();
-      if (file) rmSync(file, { force: true });
+      removeTmpfsImage(file);
     },
   };
 }
@@ -151,9 +150,7 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
   const bin = '/usr/bin/qemu-storage-daemon';
   if (!existsSync(bin)) return null;
   const dir = mkdtempSync(join(tmpdir(), 'qsd-bench-'));
-  const file = join(tmpfsDir, `qsd-bench-${process.pid}.img`);
-  writeFileSync(file, '');
-  truncateSync(file, sizeMiB * 1024 * 1024);
+  const file = createTmpfsImage(tmpfsDir, `qsd-bench-${process.pid}.img`, sizeMiB);
   const nul = join(dir, 'nul.sock');
   const fil = join(dir, 'file.sock');
   const proc = spawn(
@@ -180,7 +177,7 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
     ],
     async stop() {
       await stop();
-      rmSync(file, { force: true });
+      removeTmpfsImage(file);
     },
   };
 }
@@ -189,7 +186,7 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
  * SPDK's vhost target, when built (../shared/tools/build-spdk.sh; SPDK_DIR or /tmp/spdk/src),
  * pinned to `cpu`, configured with the same JSON-RPC method names vhostd implements.
  */
-export async function startSpdk(cpu: number, sizeMiB: number): Promise<RunningTarget | null> {
+export async function startSpdk(cpu: number, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget | null> {
   const base = process.env.SPDK_DIR ?? '/tmp/spdk/src';
   const bin = join(base, 'build/bin/vhost');
   if (!existsSync(bin)) return null;
@@ -205,6 +202,9 @@ export async function startSpdk(cpu: number, sizeMiB: number): Promise<RunningTa
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   await waitFor(rpcPath, proc, () => err);
   const rpc = await RpcClient.connect(rpcPath);
+  // The peer of vhostd's uring bdev on a tmpfs file: SPDK's aio bdev on the same kind of file
+  // (its uring bdev needs a build with liburing; on tmpfs, aio reads and writes inside io_submit).
+  const file = createTmpfsImage(tmpfsDir, `spdk-bench-${process.pid}.img`, sizeMiB);
   try {
     await rpc.call('framework_wait_init').catch(() => {});
     const blocks = (sizeMiB * 1024 * 1024) / 512;
@@ -215,9 +215,16 @@ export async function startSpdk(cpu: number, sizeMiB: number): Promise<RunningTa
     await rpc.call('vhost_scsi_controller_add_target', { ctrlr: 'scsi-mal', scsi_target_num: 0, bdev_name: 'mal' });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-mal', dev_name: 'mal2' });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nul', dev_name: 'nul' });
+    await rpc.call('bdev_aio_create', { filename: file, name: 'aio', block_size: 512 });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-aio', dev_name: 'aio' });
+  } catch (e) {
+    proc.kill('SIGKILL');
+    removeTmpfsImage(file);
+    throw e;
   } finally {
     rpc.close();
   }
+  const stop = stopper(proc, dir);
   return {
     name: 'spdk',
     pid: proc.pid!,
@@ -225,7 +232,11 @@ export async function startSpdk(cpu: number, sizeMiB: number): Promise<RunningTa
       { label: 'SPDK vhost scsi', socket: join(dir, 'scsi-mal'), device: 'scsi', backend: 'malloc (RAM)' },
       { label: 'SPDK vhost blk', socket: join(dir, 'blk-mal'), device: 'blk', backend: 'malloc (RAM)' },
       { label: 'SPDK vhost blk', socket: join(dir, 'blk-nul'), device: 'blk', backend: 'null (no data touched)' },
+      { label: 'SPDK vhost blk', socket: join(dir, 'blk-aio'), device: 'blk', backend: 'aio, file on tmpfs' },
     ],
-    stop: stopper(proc, dir),
+    async stop() {
+      await stop();
+      removeTmpfsImage(file);
+    },
   };
 }

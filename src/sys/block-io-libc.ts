@@ -48,6 +48,7 @@ export function sysIoUringRegister(fd: number, opcode: number, arg: Uint8Array |
 export const O_RDONLY = 0;
 export const O_RDWR = 2;
 export const O_DIRECT = 0o40000;
+export const O_NOATIME = 0o1000000;
 export const O_CLOEXEC = 0o2000000;
 
 // statx(2)

@@ -3,7 +3,7 @@
 // on the forced thread-pool fallback, buffered and O_DIRECT.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -317,6 +317,23 @@ test('write-zeroes on tmpfs (no FALLOC_FL_ZERO_RANGE) falls back to punching hol
     assert.ok(disk.equals(expect));
   } finally {
     ch.close();
+  }
+});
+
+test('reading through the bdev leaves the file\'s access time alone (O_NOATIME)', { skip: !statSafe('/dev/shm') }, () => {
+  // relatime would update an access time older than the modification time on this read.
+  const path = tmpFile(16 * 512, 0x33, '/dev/shm');
+  const old = new Date('2001-01-01T00:00:00Z');
+  utimesSync(path, old, new Date());
+  const ch = new UringChannel(bdev({ filename: path }).channelSpec());
+  const mem = new MappedMemory(1 << 16);
+  try {
+    assert.deepEqual(run(ch, (w) => ch.read(0, 8, mem.sg([[0, 4096]]), 0, w)), [BDEV_OK]);
+    assert.equal(mem.bytes[0], 0x33, 'the read happened');
+    assert.equal(statSync(path).atimeMs, old.getTime());
+  } finally {
+    ch.close();
+    mem.close();
   }
 });
 
