@@ -11,7 +11,7 @@ import { checkBdevName, checkBlockSize, checkNumBlocks, checkPhysicalBlockSize, 
 import { memfdCreate } from '../../sys/memory.ts';
 import { closeFd } from '../../sys/fd.ts';
 import { fallocateSync } from '../../sys/block-file.ts';
-import { errnoName } from '../../sys/errno.ts';
+import { errnoName, SysError } from '../../sys/errno.ts';
 import { componentLogger } from '../../log/logger.ts';
 
 const log = componentLogger('bdev_malloc');
@@ -132,7 +132,8 @@ function hugeMemfd(name: string, bytes: number): number {
   try {
     fd = memfdCreate(name, size, true);
   } catch (e) {
-    return -((e as { errno?: number }).errno ?? 22);
+    if (e instanceof SysError) return -e.errno;
+    throw e;
   }
   const r = fallocateSync(fd, 0, 0, size);
   if (r < 0) {
