@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pinCurrentThread } from '../src/sys/affinity.ts';
-import { createTmpfsImage, removeTmpfsImage } from './tmpfs-image.ts';
+import { createImageFile, removeImageFile } from './image-file.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const SRC = join(ROOT, 'bench/floor');
@@ -44,7 +44,7 @@ export function measurePlatformFloor(tmpfsDir: string, cpu: number, otherCpu: nu
   const wake = build('wake-latency', ['-pthread']);
   if (!fileRead || !wake) return null;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const image = createTmpfsImage(tmpfsDir, `floor-${process.pid}.img`, 1024);
+  const image = createImageFile(tmpfsDir, `floor-${process.pid}.img`, 1024);
   try {
     const syscallUs = median([1, 2, 3].map(() => run(fileRead, [image, 'syscall', '2000000'], cpu)[0]));
     const preadUs = median([1, 2, 3].map(() => run(fileRead, [image, 'pread', '1000000'], cpu)[0]));
@@ -55,7 +55,7 @@ export function measurePlatformFloor(tmpfsDir: string, cpu: number, otherCpu: nu
     const wakeUs = r.stdout.trim().split('\n').map(Number).sort((a, b) => a - b);
     return { syscallUs, preadUs, mmapCopyUs, wakeUs };
   } finally {
-    removeTmpfsImage(image);
+    removeImageFile(image);
   }
 }
 

@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     'no-bdevperf': { type: 'boolean', default: false },
     only: { type: 'string' },
+    /** Directory on a disk file system for the "file on disk" rows ('' skips them). */
+    'disk-dir': { type: 'string', default: join(ROOT, 'build/bench') },
   },
 });
 
@@ -75,6 +77,9 @@ const generatorCpu = Number(args['generator-cpu']);
 const twoCpus = [targetCpu, generatorCpu];
 const MULTI_REACTOR_WORKLOADS = ['4k randread QD1', '4k randread QD32', '4k randwrite QD32'];
 const tmpfs = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
+const diskDir = args['disk-dir'] ? String(args['disk-dir']) : null;
+if (diskDir) mkdirSync(diskDir, { recursive: true });
+const imageDirs = { tmpfs, disk: diskDir };
 // Guest memory on huge pages for every target (as VMs with hugetlbfs; SPDK requires it), when they can be reserved.
 const hugepages = reserveHugepages(2048);
 const rows: Row[] = [];
@@ -163,10 +168,10 @@ function table(): string {
 async function main(): Promise<void> {
   const started = new Date();
   const targets: (() => Promise<RunningTarget | null>)[] = [
-    () => startVhostd(targetCpu, String(args['poll-mode']), tmpfs, 1024),
+    () => startVhostd(targetCpu, String(args['poll-mode']), imageDirs, 1024),
     () => startVhostdMultiReactor(twoCpus, String(args['poll-mode']), 1024, MULTI_REACTOR_WORKLOADS),
-    () => startQsd(targetCpu, tmpfs, 1024),
-    () => startSpdk(targetCpu, tmpfs, 1024),
+    () => startQsd(targetCpu, imageDirs, 1024),
+    () => startSpdk(targetCpu, imageDirs, 1024),
   ];
   for (const start of targets) {
     const t = await start();
@@ -180,7 +185,7 @@ async function main(): Promise<void> {
   // Adaptive polling: a separate vhostd in --poll-mode adaptive, null bdev, one I/O at a time.
   let adaptive: AdaptiveFigures | null = null;
   if (!args.only || 'adaptive'.includes(args.only)) {
-    const a = await startVhostd(targetCpu, 'adaptive', tmpfs, 64);
+    const a = await startVhostd(targetCpu, 'adaptive', { tmpfs, disk: null }, 64);
     try {
       adaptive = await measureAdaptive(a, a.endpoints.find((e) => e.backend.startsWith('null'))!.socket, generatorCpu);
     } finally {
@@ -206,7 +211,7 @@ async function main(): Promise<void> {
   const section = [
     `Run ${started.toISOString()} on ${machine()}.`,
     `Targets pinned to CPU ${targetCpu} (vhostd --poll-mode ${args['poll-mode']}, one reactor), load generator (vhostd-bench, this checkout) pinned to CPU ${generatorCpu};`,
-    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB; tmpfs files written in full (reads find real pages);`,
+    `one request queue, queue size 256, ${args.runtime} s measured after ${args.ramp} s ramp, random offsets over 1 GiB; image files written in full (reads find real data); disk files on ${diskDir ?? '(none)'};`,
     `except the "${twoCpus.length} reactors" rows: vhostd -m [${twoCpus.join(',')}] (one reactor pinned to each CPU), blk controllers with cpumask [${twoCpus.join(',')}] whose`,
     `2 queues are served one per reactor, generator with 2 queues (iodepth per queue) still pinned to CPU ${generatorCpu}. This machine has only`,
     `${cpus().length} cores: the generator shares CPU ${generatorCpu} with reactor 1 (three busy-polling threads on two cores), so these rows show`,

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RpcClient } from '../src/rpc/rpc-client.ts';
-import { createTmpfsImage, removeTmpfsImage } from './tmpfs-image.ts';
+import { createImageFile, removeImageFile } from './image-file.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -75,12 +75,18 @@ export async function spawnVhostd(
   return { dir, rpcPath, proc, rpc: await RpcClient.connect(rpcPath) };
 }
 
-/** vhostd pinned to `cpu` (process and reactor), with RAM, null and (if available) io_uring bdevs. */
-export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget> {
+/** Where the file-backed rows keep their images: tmpfs (memory) and, when given, a disk file system. */
+export interface ImageDirs {
+  tmpfs: string;
+  disk: string | null;
+}
+
+/** vhostd pinned to `cpu` (process and reactor), with RAM, null and (if available) io_uring bdevs on a tmpfs file and a disk file. */
+export async function startVhostd(cpu: number, pollMode: string, dirs: ImageDirs, sizeMiB: number): Promise<RunningTarget> {
   const { dir, rpcPath, proc, rpc } = await spawnVhostd([cpu], pollMode);
   const blocks = (sizeMiB * 1024 * 1024) / 512;
   const endpoints: Endpoint[] = [];
-  let file: string | null = null;
+  const files: string[] = [];
   await rpc.call('bdev_malloc_create', { name: 'mal', num_blocks: blocks, block_size: 512 });
   await rpc.call('bdev_malloc_create', { name: 'mal2', num_blocks: blocks, block_size: 512 });
   await rpc.call('bdev_null_create', { name: 'nul', num_blocks: blocks, block_size: 512 });
@@ -95,10 +101,17 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
   );
   const methods = (await rpc.call('rpc_get_methods')) as string[];
   if (methods.includes('bdev_uring_create')) {
-    file = createTmpfsImage(tmpfsDir, `vhostd-bench-${process.pid}.img`, sizeMiB);
-    await rpc.call('bdev_uring_create', { name: 'ur', filename: file, block_size: 512 });
+    files.push(createImageFile(dirs.tmpfs, `vhostd-bench-${process.pid}.img`, sizeMiB));
+    await rpc.call('bdev_uring_create', { name: 'ur', filename: files[0], block_size: 512 });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-ur', dev_name: 'ur' });
     endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur'), device: 'blk', backend: 'uring, file on tmpfs' });
+    if (dirs.disk) {
+      const disk = createImageFile(dirs.disk, `vhostd-bench-${process.pid}.img`, sizeMiB);
+      files.push(disk);
+      await rpc.call('bdev_uring_create', { name: 'ur-disk', filename: disk, block_size: 512 });
+      await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-ur-disk', dev_name: 'ur-disk' });
+      endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur-disk'), device: 'blk', backend: 'uring, file on disk (O_DIRECT)' });
+    }
   }
   rpc.close();
   const stop = stopper(proc, dir);
@@ -110,7 +123,7 @@ export async function startVhostd(cpu: number, pollMode: string, tmpfsDir: strin
     // The tmpfs file holds its size in RAM once written: never leave it behind.
     async stop() {
       await stop();
-      removeTmpfsImage(file);
+      for (const f of files) removeImageFile(f);
     },
   };
 }
@@ -146,21 +159,29 @@ export async function startVhostdMultiReactor(cpus: number[], pollMode: string, 
 }
 
 /** qemu-storage-daemon pinned to `cpu`: vhost-user-blk exports of null-co and an io_uring tmpfs file. */
-export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget | null> {
+export async function startQsd(cpu: number, dirs: ImageDirs, sizeMiB: number): Promise<RunningTarget | null> {
   const bin = '/usr/bin/qemu-storage-daemon';
   if (!existsSync(bin)) return null;
   const dir = mkdtempSync(join(tmpdir(), 'qsd-bench-'));
-  const file = createTmpfsImage(tmpfsDir, `qsd-bench-${process.pid}.img`, sizeMiB);
+  const files = [createImageFile(dirs.tmpfs, `qsd-bench-${process.pid}.img`, sizeMiB)];
+  if (dirs.disk) files.push(createImageFile(dirs.disk, `qsd-bench-${process.pid}.img`, sizeMiB));
   const nul = join(dir, 'nul.sock');
   const fil = join(dir, 'file.sock');
+  const dsk = join(dir, 'disk.sock');
   const proc = spawn(
     'taskset',
     [
       '-c', String(cpu), bin,
       '--blockdev', `driver=null-co,node-name=nul,size=${sizeMiB * 1024 * 1024}`,
-      '--blockdev', `driver=file,node-name=fil,filename=${file},aio=io_uring,cache.direct=off`,
+      '--blockdev', `driver=file,node-name=fil,filename=${files[0]},aio=io_uring,cache.direct=off`,
       '--export', `type=vhost-user-blk,id=e0,node-name=nul,addr.type=unix,addr.path=${nul},writable=on`,
       '--export', `type=vhost-user-blk,id=e1,node-name=fil,addr.type=unix,addr.path=${fil},writable=on`,
+      ...(dirs.disk
+        ? [
+            '--blockdev', `driver=file,node-name=dsk,filename=${files[1]},aio=io_uring,cache.direct=on`,
+            '--export', `type=vhost-user-blk,id=e2,node-name=dsk,addr.type=unix,addr.path=${dsk},writable=on`,
+          ]
+        : []),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -174,10 +195,11 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
     endpoints: [
       { label: 'qemu-storage-daemon blk', socket: nul, device: 'blk', backend: 'null-co (no data touched)' },
       { label: 'qemu-storage-daemon blk', socket: fil, device: 'blk', backend: 'file on tmpfs, aio=io_uring' },
+      ...(dirs.disk ? [{ label: 'qemu-storage-daemon blk', socket: dsk, device: 'blk' as const, backend: 'file on disk, aio=io_uring, O_DIRECT' }] : []),
     ],
     async stop() {
       await stop();
-      removeTmpfsImage(file);
+      for (const f of files) removeImageFile(f);
     },
   };
 }
@@ -186,7 +208,7 @@ export async function startQsd(cpu: number, tmpfsDir: string, sizeMiB: number): 
  * SPDK's vhost target, when built (../shared/tools/build-spdk.sh; SPDK_DIR or /tmp/spdk/src),
  * pinned to `cpu`, configured with the same JSON-RPC method names vhostd implements.
  */
-export async function startSpdk(cpu: number, tmpfsDir: string, sizeMiB: number): Promise<RunningTarget | null> {
+export async function startSpdk(cpu: number, dirs: ImageDirs, sizeMiB: number): Promise<RunningTarget | null> {
   const base = process.env.SPDK_DIR ?? '/tmp/spdk/src';
   const bin = join(base, 'build/bin/vhost');
   if (!existsSync(bin)) return null;
@@ -204,7 +226,8 @@ export async function startSpdk(cpu: number, tmpfsDir: string, sizeMiB: number):
   const rpc = await RpcClient.connect(rpcPath);
   // The peer of vhostd's uring bdev on a tmpfs file: SPDK's aio bdev on the same kind of file
   // (its uring bdev needs a build with liburing; on tmpfs, aio reads and writes inside io_submit).
-  const file = createTmpfsImage(tmpfsDir, `spdk-bench-${process.pid}.img`, sizeMiB);
+  const files = [createImageFile(dirs.tmpfs, `spdk-bench-${process.pid}.img`, sizeMiB)];
+  if (dirs.disk) files.push(createImageFile(dirs.disk, `spdk-bench-${process.pid}.img`, sizeMiB));
   try {
     await rpc.call('framework_wait_init').catch(() => {});
     const blocks = (sizeMiB * 1024 * 1024) / 512;
@@ -215,11 +238,16 @@ export async function startSpdk(cpu: number, tmpfsDir: string, sizeMiB: number):
     await rpc.call('vhost_scsi_controller_add_target', { ctrlr: 'scsi-mal', scsi_target_num: 0, bdev_name: 'mal' });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-mal', dev_name: 'mal2' });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nul', dev_name: 'nul' });
-    await rpc.call('bdev_aio_create', { filename: file, name: 'aio', block_size: 512 });
+    await rpc.call('bdev_aio_create', { filename: files[0], name: 'aio', block_size: 512 });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-aio', dev_name: 'aio' });
+    // SPDK's aio bdev opens with O_DIRECT whenever the file allows it.
+    if (files[1]) {
+      await rpc.call('bdev_aio_create', { filename: files[1], name: 'aio-disk', block_size: 512 });
+      await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-aio-disk', dev_name: 'aio-disk' });
+    }
   } catch (e) {
     proc.kill('SIGKILL');
-    removeTmpfsImage(file);
+    for (const f of files) removeImageFile(f);
     throw e;
   } finally {
     rpc.close();
@@ -233,10 +261,11 @@ export async function startSpdk(cpu: number, tmpfsDir: string, sizeMiB: number):
       { label: 'SPDK vhost blk', socket: join(dir, 'blk-mal'), device: 'blk', backend: 'malloc (RAM)' },
       { label: 'SPDK vhost blk', socket: join(dir, 'blk-nul'), device: 'blk', backend: 'null (no data touched)' },
       { label: 'SPDK vhost blk', socket: join(dir, 'blk-aio'), device: 'blk', backend: 'aio, file on tmpfs' },
+      ...(files[1] ? [{ label: 'SPDK vhost blk', socket: join(dir, 'blk-aio-disk'), device: 'blk' as const, backend: 'aio, file on disk (O_DIRECT)' }] : []),
     ],
     async stop() {
       await stop();
-      removeTmpfsImage(file);
+      for (const f of files) removeImageFile(f);
     },
   };
 }

@@ -15,6 +15,8 @@ export const IORING_OFF_SQES = 0x10000000;
 export const IORING_SETUP_CQSIZE = 1 << 3;
 export const IORING_SETUP_CLAMP = 1 << 4;
 export const IORING_SETUP_SUBMIT_ALL = 1 << 7;
+export const IORING_SETUP_COOP_TASKRUN = 1 << 8;
+export const IORING_SETUP_TASKRUN_FLAG = 1 << 9;
 
 // io_uring_params.features
 export const IORING_FEAT_SINGLE_MMAP = 1 << 0;
@@ -27,6 +29,8 @@ export const IORING_ENTER_GETEVENTS = 1 << 0;
 // SQ ring flags (kernel -> application)
 export const IORING_SQ_NEED_WAKEUP = 1 << 0;
 export const IORING_SQ_CQ_OVERFLOW = 1 << 1;
+/** With TASKRUN_FLAG: completions wait in task work until the ring's task enters the kernel. */
+export const IORING_SQ_TASKRUN = 1 << 2;
 
 // CQ ring flags (application -> kernel)
 export const IORING_CQ_EVENTFD_DISABLED = 1 << 0;

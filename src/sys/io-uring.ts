@@ -17,6 +17,7 @@ import {
   IORING_OP_WRITEV,
   IORING_REGISTER_EVENTFD,
   IORING_SQ_CQ_OVERFLOW,
+  IORING_SQ_TASKRUN,
   IORING_UNREGISTER_EVENTFD,
   SQE_SIZE,
 } from './io-uring-abi.ts';
@@ -121,13 +122,15 @@ export class IoUringEngine implements IoEngine {
   submit(): number {
     if (this.#closed) return 0;
     const r = this.#r;
-    const overflow = (Atomics.load(r.sq32, r.sqFlags) & IORING_SQ_CQ_OVERFLOW) !== 0;
-    if (this.#queued === 0 && !overflow) return 0;
+    const sqFlags = Atomics.load(r.sq32, r.sqFlags);
+    // Overflowed CQEs, or completions waiting in task work (COOP_TASKRUN): both need an enter.
+    const flush = (sqFlags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) !== 0;
+    if (this.#queued === 0 && !flush) return 0;
     // Release: the SQE contents become visible to the kernel no later than the new tail.
     Atomics.store(r.sq32, r.sqTail, this.#sqTail);
     const pending = (this.#sqTail - Atomics.load(r.sq32, r.sqHead)) >>> 0;
-    // GETEVENTS with min_complete 0 flushes overflowed CQEs back into the ring.
-    const n = sysIoUringEnter(r.fd, pending, 0, overflow ? IORING_ENTER_GETEVENTS : 0);
+    // GETEVENTS with min_complete 0 runs the task work and flushes overflowed CQEs into the ring.
+    const n = sysIoUringEnter(r.fd, pending, 0, flush ? IORING_ENTER_GETEVENTS : 0);
     if (n < 0) {
       const e = lastErrno();
       // Transient: the kernel is short of resources or was interrupted; the SQEs stay queued.

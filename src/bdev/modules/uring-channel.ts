@@ -441,12 +441,12 @@ export class UringChannel implements BdevChannel {
     const e = this.#e;
     let completed = 0;
     try {
-      if (e.queued > 0) {
-        const r = e.submit();
-        if (r < 0) {
-          this.submitErrors++;
-          this.lastSubmitErrno = -r;
-        }
+      // Also with nothing queued: submit() is where io_uring's deferred completions get posted
+      // (IORING_SQ_TASKRUN); it returns at once when there is nothing to do.
+      const r = e.submit();
+      if (r < 0) {
+        this.submitErrors++;
+        this.lastSubmitErrno = -r;
       }
       for (;;) {
         const n = e.reap();

@@ -320,6 +320,35 @@ test('write-zeroes on tmpfs (no FALLOC_FL_ZERO_RANGE) falls back to punching hol
   }
 });
 
+test('a reactor that only polls gets its device completions (io_uring task work is flushed by poll)', { skip: !uringOk }, (t) => {
+  const path = tmpFile(64 * 1024, 0x6b);
+  const ch = new UringChannel(bdev({ filename: path }).channelSpec());
+  const mem = new MappedMemory(1 << 16);
+  try {
+    if (!ch.direct) return t.skip('no O_DIRECT on this file system: the read would not reach a device');
+    assert.equal(ch.engineKind, 'io_uring');
+    // A busy loop of poll() only, as a reactor spins: no wait(), no syscall of the test's own.
+    // A completion left in task work (IORING_SETUP_COOP_TASKRUN) is never posted unless poll enters.
+    const lat: number[] = [];
+    for (let round = 0; round < 20; round++) {
+      const w = new Waiter();
+      mem.bytes.fill(0, 0, 4096);
+      ch.read(round * 4, 8, mem.sg([[0, 4096]]), 0, w);
+      const t0 = performance.now();
+      const deadline = Date.now() + 5000;
+      while (w.statuses.length === 0 && Date.now() < deadline) ch.poll();
+      lat.push(performance.now() - t0);
+      assert.deepEqual(w.statuses, [BDEV_OK], `read ${round} completed by polling`);
+      assert.ok(mem.bytes.subarray(0, 4096).every((x) => x === 0x6b), `read ${round} data`);
+    }
+    lat.sort((a, b) => a - b);
+    t.diagnostic(`median ${lat[10].toFixed(3)} ms max ${lat[19].toFixed(3)} ms`);
+  } finally {
+    ch.close();
+    mem.close();
+  }
+});
+
 test('reading through the bdev leaves the file\'s access time alone (O_NOATIME)', { skip: !statSafe('/dev/shm') }, () => {
   // relatime would update an access time older than the modification time on this read.
   const path = tmpFile(16 * 512, 0x33, '/dev/shm');
