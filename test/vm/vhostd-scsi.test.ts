@@ -74,6 +74,11 @@ async function twoGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   }
   for (const [i, s] of disks.entries()) {
     await t.test(`guest on ${s.ctrlr}: probe, filesystem, fio verify, discard`, () => withDaemonLog(d, () => assertDiskRun(runs[i], s)));
+    await t.test(`${s.ctrlr}'s two request queues ran on two reactors`, async () => {
+      const [info] = (await d.call('vhost_get_controllers', { name: s.ctrlr })) as { backend_specific: { queue_cpus: Record<string, number> } }[];
+      const cpus = info.backend_specific.queue_cpus;
+      assert.deepEqual([cpus[2], cpus[3]].sort(), [0, 1], JSON.stringify(cpus));
+    });
     await t.test(`guest on ${s.ctrlr} wrote its marker to its own disk`, async () => {
       assert.deepEqual(await readMarker(d, s.ctrlr, s.markerLba), markerSector(s.marker));
     });
