@@ -9,6 +9,8 @@ import { LvolChannel } from './modules/lvol-channel.ts';
 import type { LvolChannelSpec } from './modules/lvol-shared.ts';
 import { UringChannel } from './modules/uring-channel.ts';
 import type { UringChannelSpec } from './modules/uring.ts';
+import { DelayChannel } from './modules/delay-channel.ts';
+import type { DelayChannelSpec } from './modules/delay.ts';
 
 export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
   if (spec === null || typeof spec !== 'object' || typeof spec.name !== 'string') {
@@ -29,6 +31,8 @@ export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
         throw new BdevError('BDEV_INVALID_SPEC', `lvol channel '${spec.name}': spec lacks control words, base or uuid`);
       }
       return new LvolChannel(spec as LvolChannelSpec, openBdevChannel);
+    case 'delay':
+      return new DelayChannel(spec as DelayChannelSpec, openBdevChannel);
     default:
       throw new BdevError('BDEV_UNKNOWN_MODULE', `bdev '${spec.name}': no channel for module '${String(spec.module)}'`);
   }

@@ -45,7 +45,10 @@ export class ControllerRegistry implements VhostApi {
   }
 
   async createScsiController(ctrlr: string, cpumask: string | undefined): Promise<void> {
-    await this.create(ctrlr, cpumask, (cpus, reactor) => new ScsiController(ctrlr, join(this.socketDir, ctrlr), cpus, reactor, this.bdevs, this.logger));
+    // Request queues spread over every reactor of the mask, least loaded first; `reactor` is home.
+    await this.create(ctrlr, cpumask, (cpus, reactor) =>
+      new ScsiController(ctrlr, join(this.socketDir, ctrlr), cpus, this.reactors.all(cpus, reactor), this.bdevs, this.logger),
+    );
   }
 
   async createBlkController(ctrlr: string, devName: string, opts: { readonly: boolean; packedRing: boolean; cpumask?: string }): Promise<void> {

@@ -1,15 +1,20 @@
 // A vhost-user-scsi controller: up to 256 targets, one LUN (0) each, on a virtio-scsi device.
+// Its request queues spread over the reactors of its cpumask like blk's; the control and event
+// queues stay on the home reactor, and TMFs reach every reactor through ScsiTmfRelay.
 import type { ReactorHandle } from '../reactor/reactor-handle.ts';
 import type { Bdev } from '../bdev/bdev.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import type { Logger } from '../log/logger.ts';
 import type { ScsiTargetInfo } from '../rpc/vhost-api.ts';
 import { scsiLunInfoFromBdev } from '../scsi/scsi-lun-info.ts';
+import { createLunSharedState } from '../scsi/lun-shared-state.ts';
 import { ControllerError, EBUSY, EINVAL, ENODEV } from './controller-error.ts';
 import { scsiConfigSpace } from './scsi-config-space.ts';
 import { configSlice } from './config-slice.ts';
 import { MAX_QUEUES } from '../devices/virtio-device.ts';
-import { VIRTIO_SCSI_MAX_TARGETS } from '../devices/virtio-scsi/virtio-scsi-constants.ts';
+import { VIRTIO_SCSI_MAX_TARGETS, VIRTIO_SCSI_REQUESTQ_BASE } from '../devices/virtio-scsi/virtio-scsi-constants.ts';
+import type { DeviceControl } from '../reactor/mailbox-messages.ts';
+import { ScsiTmfRelay } from './scsi-tmf-relay.ts';
 import { formatCpumask } from '../reactor/cpumask.ts';
 import { VhostController, type ConfigCall } from './vhost-controller.ts';
 import { RING_FEATURES, STORAGE_PROTOCOL_FEATURES, VIRTIO_F_RING_PACKED_BIT } from './feature-sets.ts';
@@ -24,9 +29,37 @@ interface TargetEntry {
 
 export class ScsiController extends VhostController {
   private readonly targets = new Map<number, TargetEntry>();
+  /** Only when the controller has several reactors: one reactor runs its TMFs locally. */
+  private readonly tmfRelay: ScsiTmfRelay | null;
 
-  constructor(name: string, socketPath: string, cpus: number[], reactor: ReactorHandle, bdevs: BdevRegistry, logger: Logger) {
-    super('scsi', name, socketPath, cpus, [reactor], bdevs, logger);
+  /** `reactors`: every reactor of the cpumask, the home (least loaded) first. */
+  constructor(name: string, socketPath: string, cpus: number[], reactors: ReactorHandle[], bdevs: BdevRegistry, logger: Logger) {
+    super('scsi', name, socketPath, cpus, reactors, bdevs, logger);
+    this.tmfRelay = reactors.length > 1 ? new ScsiTmfRelay(this.deviceId, reactors, this.logger) : null;
+  }
+
+  protected override async prepare(): Promise<void> {
+    this.tmfRelay?.listen();
+  }
+
+  protected override async release(): Promise<void> {
+    this.tmfRelay?.close();
+  }
+
+  /**
+   * Sends a target change to every reactor; when some refuse, the ones that took it drop it again,
+   * so all reactors keep the same targets.
+   */
+  private async broadcastTarget(cmd: DeviceControl & { op: 'scsi.target' }): Promise<void> {
+    const results = await Promise.allSettled(this.reactors.map((r) => r.request(cmd)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (!failed) return;
+    if (cmd.luns !== null) {
+      await Promise.all(
+        this.reactors.map((r, i) => (results[i].status === 'fulfilled' ? r.request({ ...cmd, luns: null }).catch(() => {}) : undefined)),
+      );
+    }
+    throw failed.reason;
   }
 
   async addTarget(num: number, bdevName: string): Promise<number> {
@@ -42,11 +75,11 @@ export class ScsiController extends VhostController {
     if (!bdev) throw new ControllerError('BDEV_NOT_FOUND', ENODEV, `bdev '${bdevName}' does not exist`);
     this.bdevs.claim(bdev.name, `vhost-scsi ${this.name}`);
     try {
-      await this.reactors[0].request({
+      await this.broadcastTarget({
         op: 'scsi.target',
         deviceId: this.deviceId,
         target: num,
-        luns: [{ lunId: 0, info: scsiLunInfoFromBdev(bdev), bdev: bdev.channelSpec() }],
+        luns: [{ lunId: 0, info: scsiLunInfoFromBdev(bdev), bdev: bdev.channelSpec(), shared: createLunSharedState() }],
       });
     } catch (e) {
       this.bdevs.release(bdev.name);
@@ -60,7 +93,7 @@ export class ScsiController extends VhostController {
   async removeTarget(num: number): Promise<void> {
     const t = this.targets.get(num);
     if (!t) throw new ControllerError('TARGET_NOT_FOUND', ENODEV, `controller ${this.name} has no target ${num}`);
-    await this.reactors[0].request({ op: 'scsi.target', deviceId: this.deviceId, target: num, luns: null });
+    await this.broadcastTarget({ op: 'scsi.target', deviceId: this.deviceId, target: num, luns: null });
     this.targets.delete(num);
     this.bdevs.release(t.bdev.name);
     this.logger.info({ target: num, bdev: t.bdev.name }, 'target removed');
@@ -70,17 +103,14 @@ export class ScsiController extends VhostController {
   override async bdevResized(bdev: Bdev): Promise<void> {
     for (const t of this.targets.values()) {
       if (t.bdev !== bdev) continue;
-      await this.reactors[0].request({ op: 'scsi.resize', deviceId: this.deviceId, target: t.num, numBlocks: bdev.numBlocks });
+      await this.broadcast({ op: 'scsi.resize', deviceId: this.deviceId, target: t.num, numBlocks: bdev.numBlocks });
       this.logger.info({ target: t.num, numBlocks: bdev.numBlocks }, 'capacity changed');
     }
   }
 
-  /**
-   * All queues of a SCSI controller share one reactor: task management (ABORT TASK, LUN RESET) must
-   * see and wait for every in-flight command of the LUN, which lives in that reactor's LUN state.
-   */
-  protected override spreadQueue(): boolean {
-    return false;
+  /** Request queues spread; control and event queues stay on the home reactor (its instance posts the events). */
+  protected override spreadQueue(index: number): boolean {
+    return index >= VIRTIO_SCSI_REQUESTQ_BASE;
   }
 
   protected override async detachAll(): Promise<void> {
@@ -98,7 +128,7 @@ export class ScsiController extends VhostController {
   }
 
   override backendSpecific(): Record<string, unknown> {
-    return { scsi: this.targetInfo() };
+    return { scsi: this.targetInfo(), queue_cpus: this.queuePlacement() };
   }
 
   override configCalls(): ConfigCall[] {

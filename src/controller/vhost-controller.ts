@@ -47,7 +47,10 @@ export class VhostController implements VhostUserDevice {
 
   /** Creates the device in its reactor (after `prepare`) and starts listening. */
   async start(): Promise<void> {
-    await this.broadcast({ op: 'device.create', deviceId: this.deviceId, kind: this.kind, name: this.name });
+    const shared = this.reactors.length > 1;
+    await Promise.all(
+      this.reactors.map((r, i) => r.request({ op: 'device.create', deviceId: this.deviceId, kind: this.kind, name: this.name, placement: { home: i === 0, shared } })),
+    );
     try {
       await this.prepare();
       this.server.listen();
@@ -58,19 +61,24 @@ export class VhostController implements VhostUserDevice {
     }
   }
 
-  /** The reactor that runs queue `index` (least loaded of the controller's at first use). */
+  /**
+   * The reactor that runs queue `index` (least loaded of the controller's at first use). Queues
+   * kept on the home reactor carry no I/O (scsi control and event): they count for no load.
+   */
   protected reactorFor(index: number): ReactorHandle {
     let r = this.placement.get(index);
     if (!r) {
       r = this.reactors[0];
-      if (this.spreadQueue(index)) for (const c of this.reactors) if (c.load < r.load) r = c;
-      r.load++;
+      if (this.spreadQueue(index)) {
+        for (const c of this.reactors) if (c.load < r.load) r = c;
+        r.load++;
+      }
       this.placement.set(index, r);
     }
     return r;
   }
 
-  /** Whether queue `index` may run on another reactor than the first (scsi: no, see ScsiController). */
+  /** Whether queue `index` may run on another reactor than the first, the home (scsi: request queues only). */
   protected spreadQueue(_index: number): boolean {
     return true;
   }
@@ -111,7 +119,7 @@ export class VhostController implements VhostUserDevice {
     await this.detachAll();
     await this.broadcast({ op: 'device.destroy', deviceId: this.deviceId });
     await this.release();
-    for (const r of this.placement.values()) r.load--;
+    for (const [index, r] of this.placement) if (this.spreadQueue(index)) r.load--;
     this.placement.clear();
   }
 

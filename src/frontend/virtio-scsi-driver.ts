@@ -269,6 +269,11 @@ export class VirtioScsiDriver {
     copyBytes(slot.respStage, W.VIRTIO_SCSI_CMD_RESP_FIXED_SIZE, slot.sense, 0, this.senseSize);
   }
 
+  /** The request id (task tag) of the command submitted last: what ABORT TASK / QUERY TASK name. */
+  get lastRequestId(): number {
+    return this.nextId - 1;
+  }
+
   // ---- promise API ------------------------------------------------------------------------------
 
   /**

@@ -2,7 +2,7 @@
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { eventfdCreate, eventfdSignal } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
-import type { ReactorCommand, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
+import type { ReactorCommand, ReactorReply, ReactorEvent, ScsiTmfEvent } from './mailbox-messages.ts';
 import type { GcWindowReport } from './gc-window.ts';
 import type { PollMode } from './poll-mode.ts';
 import { MailDoorbell } from './mail-doorbell.ts';
@@ -40,6 +40,8 @@ export class ReactorHandle {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: ReactorOk) => void; reject: (e: Error) => void }>();
   private exited = false;
+  /** Per device id: who runs the TMFs the device's control queue relays (its controller). */
+  private readonly tmfListeners = new Map<number, (ev: ScsiTmfEvent) => void>();
   private readonly logger: Logger;
   private readonly ready: Promise<void>;
 
@@ -73,6 +75,7 @@ export class ReactorHandle {
 
   private onMessage(m: ReactorReply | ReactorEvent): void {
     if ('event' in m) {
+      if (m.event === 'scsi-tmf') return this.relayTmf(m);
       this.logger.warn({ reactor: this.index, ...m }, 'virtqueue stopped: guest error');
       return;
     }
@@ -82,6 +85,18 @@ export class ReactorHandle {
     if (this.pending.size === 0) this.port.unref();
     if (m.ok) p.resolve(m);
     else p.reject(new ReactorError(m.code, m.message));
+  }
+
+  private relayTmf(ev: ScsiTmfEvent): void {
+    const listener = this.tmfListeners.get(ev.deviceId);
+    if (listener) listener(ev);
+    else this.logger.warn({ reactor: this.index, deviceId: ev.deviceId }, 'TMF relayed by a device no controller listens for: dropped');
+  }
+
+  /** Routes the device's relayed TMFs to `listener` (null: stop). */
+  onScsiTmf(deviceId: number, listener: ((ev: ScsiTmfEvent) => void) | null): void {
+    if (listener) this.tmfListeners.set(deviceId, listener);
+    else this.tmfListeners.delete(deviceId);
   }
 
   private failAll(e: Error): void {

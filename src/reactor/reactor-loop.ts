@@ -5,7 +5,10 @@ import { Epoll, EPOLLIN } from '../sys/epoll.ts';
 import { eventfdDrain } from '../sys/eventfd.ts';
 import { VirtioDevice, DeviceError, type DeviceHost } from '../devices/virtio-device.ts';
 import { createDeviceModel } from '../devices/device-models.ts';
-import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent } from './mailbox-messages.ts';
+import { VirtioScsiModel } from '../devices/virtio-scsi/virtio-scsi-model.ts';
+import type { ScsiTmfRelay } from '../devices/virtio-scsi/tmf-dispatch.ts';
+import type { ScsiTmfWaiter } from '../scsi/task-management.ts';
+import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent, ScsiTmfCommand } from './mailbox-messages.ts';
 import { GcWindow } from './gc-window.ts';
 import type { MailDoorbell } from './mail-doorbell.ts';
 import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
@@ -30,6 +33,8 @@ export class ReactorLoop implements DeviceHost {
   private readonly devices = new Map<number, VirtioDevice>();
   private deviceList: VirtioDevice[] = [];
   private pendingStops: PendingStop[] = [];
+  /** scsi.tmf requests waiting for their tasks: seq -> device id (failed if the device goes). */
+  private readonly pendingTmfs = new Map<number, number>();
   private stopping = false;
   private shutdownSeq = -1;
   /** Guest notifications are enabled (set before sleeping, cleared by the next turn). */
@@ -92,7 +97,10 @@ export class ReactorLoop implements DeviceHost {
     switch (cmd.op) {
       case 'device.create': {
         if (this.devices.has(cmd.deviceId)) throw new DeviceError('DEVICE_EXISTS', `device ${cmd.deviceId} exists`);
-        const dev = new VirtioDevice(cmd.deviceId, cmd.name, createDeviceModel(cmd.kind, cmd.deviceId, (q) => dev.markDirty(q)), this);
+        const p = cmd.placement as Partial<typeof cmd.placement> | undefined;
+        if (typeof p?.home !== 'boolean' || typeof p.shared !== 'boolean') throw new DeviceError('BAD_PLACEMENT', `device ${cmd.deviceId}: placement needs boolean home and shared`);
+        const relay = cmd.kind === 'scsi' && p.home && p.shared ? this.tmfRelay(cmd.deviceId) : null;
+        const dev = new VirtioDevice(cmd.deviceId, cmd.name, createDeviceModel(cmd.kind, cmd.deviceId, (q) => dev.markDirty(q), p.home, relay), this);
         this.devices.set(cmd.deviceId, dev);
         this.deviceList = [...this.devices.values()];
         return 0;
@@ -102,6 +110,7 @@ export class ReactorLoop implements DeviceHost {
         dev.close();
         this.devices.delete(cmd.deviceId);
         this.deviceList = [...this.devices.values()];
+        this.failPendingTmfs(cmd.deviceId);
         return 0;
       }
       case 'device.features':
@@ -132,8 +141,12 @@ export class ReactorLoop implements DeviceHost {
       case 'ring.call':
         this.device(cmd.deviceId).setCallFd(cmd.index, cmd.fd);
         return 0;
+      case 'scsi.tmf':
+        this.taskManagement(seq, cmd);
+        return null;
       case 'scsi.target':
       case 'scsi.resize':
+      case 'scsi.tmfDone':
       case 'blk.bdev':
       case 'blk.resize':
       case 'blk.writeback':
@@ -158,6 +171,43 @@ export class ReactorLoop implements DeviceHost {
         this.stopping = true;
         this.shutdownSeq = seq;
         return null;
+    }
+  }
+
+  /** The home instance of a spread scsi device posts its TMFs to the control plane. */
+  private tmfRelay(deviceId: number): ScsiTmfRelay {
+    return {
+      relayTmf: (token, subtype, target, lun, tagLo, tagHi) => {
+        const ev: ReactorEvent = { event: 'scsi-tmf', deviceId, token, subtype, target, lun, tagLo, tagHi };
+        this.port.postMessage(ev);
+      },
+    };
+  }
+
+  /** scsi.tmf: replies with the SCSI TMF response once this reactor's affected tasks finished. */
+  private taskManagement(seq: number, cmd: ScsiTmfCommand): void {
+    const model = this.device(cmd.deviceId).model;
+    if (!(model instanceof VirtioScsiModel)) throw new DeviceError('WRONG_DEVICE_KIND', `device ${cmd.deviceId} is not a virtio-scsi device`);
+    const waiter: ScsiTmfWaiter = {
+      scsiTmfDone: (response) => {
+        if (this.pendingTmfs.delete(seq)) this.reply(seq, response);
+      },
+    };
+    // Registered first: the waiter may answer inside the call.
+    this.pendingTmfs.set(seq, cmd.deviceId);
+    try {
+      model.taskManagement(cmd, waiter);
+    } catch (e) {
+      this.pendingTmfs.delete(seq);
+      throw e;
+    }
+  }
+
+  private failPendingTmfs(deviceId: number): void {
+    for (const [seq, id] of this.pendingTmfs) {
+      if (id !== deviceId) continue;
+      this.pendingTmfs.delete(seq);
+      this.fail(seq, new DeviceError('NO_DEVICE', `device ${deviceId} was destroyed before its TMF finished`));
     }
   }
 

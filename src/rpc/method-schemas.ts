@@ -120,6 +120,21 @@ export const METHOD_SCHEMAS = {
     ['vhostctl bdev_aio_create --name a0 --filename /dev/sdb'],
   ),
   bdev_aio_delete: method('bdev_aio_delete', 'Delete an aio bdev', z.strictObject({ name: z.string().describe('bdev name') })),
+  bdev_delay_create: method(
+    'bdev_delay_create',
+    'Create a delay bdev over a base bdev (claims it): reads and writes complete after the given latency; returns its name',
+    z.strictObject({
+      base_bdev_name: z.string().describe('bdev to delay'),
+      name: z.string().describe('name of the delay bdev'),
+      avg_read_latency: uint64.describe('read latency in microseconds'),
+      nine_nine_read_latency: uint64.describe('p99 read latency in microseconds (accepted; every read takes the average)'),
+      avg_write_latency: uint64.describe('write latency in microseconds'),
+      nine_nine_write_latency: uint64.describe('p99 write latency in microseconds (accepted; every write takes the average)'),
+      uuid: z.string().optional().describe('UUID (default: random)'),
+    }),
+    ['vhostctl bdev_delay_create --base_bdev_name m0 --name d0 --avg_read_latency 100 --nine_nine_read_latency 100 --avg_write_latency 100 --nine_nine_write_latency 100'],
+  ),
+  bdev_delay_delete: method('bdev_delay_delete', 'Delete a delay bdev (its base bdev stays)', z.strictObject({ name: z.string().describe('bdev name') })),
   bdev_null_resize: method(
     'bdev_null_resize',
     'Resize a null bdev; attached VMs see the new capacity (virtio-blk config change, SCSI capacity-changed event)',

@@ -4,6 +4,7 @@ import type { Bdev } from '../bdev/bdev.ts';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import { MallocBdev } from '../bdev/modules/malloc.ts';
 import { NullBdev } from '../bdev/modules/null.ts';
+import { DelayBdev } from '../bdev/modules/delay.ts';
 import { AIO_MODULE, UringBdev } from '../bdev/modules/uring.ts';
 import type { VhostApi } from './vhost-api.ts';
 import { LVOL_MODULE } from '../bdev/modules/lvol-shared.ts';
@@ -68,6 +69,21 @@ export function bdevCreateCall(bdev: Bdev): ConfigCall | null {
       return { method: 'bdev_aio_create', params };
     }
     return { method: 'bdev_uring_create', params: { name: bdev.name, block_size: bdev.blockSize, filename: bdev.filename, uuid: bdev.uuid } };
+  }
+  if (bdev instanceof DelayBdev) {
+    const l = bdev.latencies;
+    return {
+      method: 'bdev_delay_create',
+      params: {
+        base_bdev_name: bdev.base.name,
+        name: bdev.name,
+        uuid: bdev.uuid,
+        avg_read_latency: l.avgReadUs,
+        nine_nine_read_latency: l.p99ReadUs,
+        avg_write_latency: l.avgWriteUs,
+        nine_nine_write_latency: l.p99WriteUs,
+      },
+    };
   }
   return null;
 }

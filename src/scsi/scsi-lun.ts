@@ -13,6 +13,7 @@ import { ScsiConfigError } from './scsi-errors.ts';
 import * as C from './scsi-constants.ts';
 import { fieldPointer, SENSE_NONE, setCheckCondition } from './sense.ts';
 import { UnitAttentionQueue } from './unit-attention.ts';
+import { LunSharedState } from './lun-shared-state.ts';
 import { asciiField, naaFromUuid, serialFromUuid, t10VendorIdFromUuid } from './identification.ts';
 import {
   IO_OP_COMPARE_AND_WRITE,
@@ -63,13 +64,12 @@ export class ScsiLun implements ScsiIoOwner {
   numBlocks: number;
   readonly peripheral = C.SCSI_PERIPHERAL_DEVICE_TYPE_DISK;
 
-  // Mode parameters (current values).
-  wce: boolean;
-  dSense = false;
+  /** Unit attentions and mode parameters, shared with this LUN's instances in other reactors. */
+  readonly shared: LunSharedState;
+  readonly unitAttention: UnitAttentionQueue;
 
   /** REPORT LUNS parameter data; the target replaces it when its LUN set changes. */
   reportLunsData: Uint8Array;
-  readonly unitAttention = new UnitAttentionQueue();
 
   // Preallocated buffers. resp and param are used only synchronously inside one call.
   readonly resp = new Uint8Array(RESPONSE_BYTES);
@@ -94,7 +94,8 @@ export class ScsiLun implements ScsiIoOwner {
   private drainAgain = false;
   private readonly pendingTmfs: PendingTmf[] = [];
 
-  constructor(id: number, info: ScsiLunInfo, channel: BdevChannel) {
+  /** `sharedState`: see LunSharedState; omitted, the state is this instance's own. */
+  constructor(id: number, info: ScsiLunInfo, channel: BdevChannel, sharedState?: SharedArrayBuffer) {
     if (!Number.isInteger(id) || id < 0 || id > C.SCSI_MAX_LUN_ID) {
       throw new ScsiConfigError('SCSI_BAD_LUN_ID', `LUN id must be an integer 0..${C.SCSI_MAX_LUN_ID}, got ${String(id)}`);
     }
@@ -111,7 +112,8 @@ export class ScsiLun implements ScsiIoOwner {
     this.channel = channel;
     this.blockSize = bs;
     this.numBlocks = channel.numBlocks;
-    this.wce = info.writeCache;
+    this.shared = new LunSharedState(sharedState);
+    this.unitAttention = new UnitAttentionQueue(this.shared.words);
     this.reportLunsData = buildReportLunsData([id]);
 
     this.scratchBlocks = Math.floor(Math.max(C.SCSI_SCRATCH_BYTES, bs) / bs);
@@ -126,7 +128,28 @@ export class ScsiLun implements ScsiIoOwner {
     this.t10VendorId = t10VendorIdFromUuid(info.uuid);
 
     this.pool = new ScsiIoPool(this, INITIAL_CONTEXTS, MAX_CONTEXTS);
-    this.unitAttention.reset();
+    // Power on, once per LUN: a later instance in another reactor must not report it again.
+    if (this.shared.claimInit()) {
+      this.shared.wce = info.writeCache;
+      this.unitAttention.reset();
+    }
+  }
+
+  // Mode parameters (current values), in the shared state.
+  get wce(): boolean {
+    return this.shared.wce;
+  }
+
+  set wce(v: boolean) {
+    this.shared.wce = v;
+  }
+
+  get dSense(): boolean {
+    return this.shared.dSense;
+  }
+
+  set dSense(v: boolean) {
+    this.shared.dSense = v;
   }
 
   /** WCE cleared on a bdev with a volatile cache: every write is followed by a flush. */

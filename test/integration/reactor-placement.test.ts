@@ -1,5 +1,5 @@
-// Two reactors: a blk controller's queues spread over both, SCSI controllers keep theirs on one,
-// controllers land on the least-loaded reactor, and I/O works on every queue.
+// Two reactors: a blk controller's queues spread over both, so do a SCSI controller's request
+// queues (its control and event queues stay on its home reactor), and I/O works on every queue.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon, type Daemon } from './daemon-process.ts';
@@ -44,7 +44,7 @@ test('a blk controller with 4 queues runs them on both reactors; data written on
   }
 });
 
-test('a SCSI controller keeps all its queues on one reactor (task management sees every command)', async () => {
+test('a SCSI controller spreads its request queues over both reactors; control and event queues stay together', async () => {
   const arena = new GuestMemoryArena();
   const s = await connectLikeQemu({ socketPath: d.socket('scsi'), arena, queueSizes: [16, 16, 32, 32, 32] });
   const drv = VirtioScsiDriver.fromSession(s, { maxDataBytes: 16384, timeoutMs: 5000 });
@@ -58,8 +58,11 @@ test('a SCSI controller keeps all its queues on one reactor (task management see
       assert.equal((await lun.write10(q, data)).status, 0);
       assert.deepEqual((await lun.read10(q, 1)).data, data);
     }
-    const [info] = (await d.call('vhost_get_controllers', { name: 'scsi' })) as { cpumask: string }[];
+    const [info] = (await d.call('vhost_get_controllers', { name: 'scsi' })) as { cpumask: string; backend_specific: { queue_cpus: Record<string, number> } }[];
     assert.equal(info.cpumask, '0x3');
+    const cpus = info.backend_specific.queue_cpus;
+    assert.equal(cpus[1], cpus[0], 'event queue on the home reactor');
+    assert.deepEqual([...new Set([cpus[2], cpus[3], cpus[4]])].sort(), [0, 1], `request queues on both reactors: ${JSON.stringify(cpus)}`);
   } finally {
     drv.close();
     await s.stop();

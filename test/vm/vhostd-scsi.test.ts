@@ -65,13 +65,26 @@ async function twoGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
         image,
         params: diskScenarioParams(s),
         deviceArgs: vhostUserScsiArgs(`c${i}`, d.socket(s.ctrlr), 2),
-        timeoutMs: 240_000,
+        // Two vCPUs: Linux uses min(num_queues, CPUs) request queues.
+        cpus: 2,
+        timeoutMs: 300_000,
       }),
     ),
   );
   for (const [i, run] of runs.entries()) {
     t.diagnostic(`QEMU ${qemu.version} ${disks[i].ctrlr} (${run.elapsedMs} ms, ${run.logPath}):\n${formatResults(run.results)}`);
   }
+  await t.test('the four request queues of the two controllers are spread two per reactor', async () => {
+    const infos = (await d.call('vhost_get_controllers')) as { ctrlr: string; backend_specific: { queue_cpus: Record<string, number> } }[];
+    const perCpu = [0, 0];
+    for (const info of infos) {
+      const cpus = info.backend_specific.queue_cpus;
+      assert.deepEqual(Object.keys(cpus).sort(), ['0', '1', '2', '3'], `${info.ctrlr}: the guest started control, event and two request queues`);
+      perCpu[cpus[2]]++;
+      perCpu[cpus[3]]++;
+    }
+    assert.deepEqual(perCpu, [2, 2], JSON.stringify(infos.map((i) => i.backend_specific.queue_cpus)));
+  });
   for (const [i, s] of disks.entries()) {
     await t.test(`guest on ${s.ctrlr}: probe, filesystem, fio verify, discard`, () => withDaemonLog(d, () => assertDiskRun(runs[i], s)));
     await t.test(`guest on ${s.ctrlr} wrote its marker to its own disk`, async () => {

@@ -1,17 +1,14 @@
 // The virtio-scsi control queue: task management functions and asynchronous-notification queries.
-// A TMF that must wait for in-flight commands (resets, aborts) answers once they completed.
+// A TMF that must wait for in-flight commands (resets, aborts) answers once they completed. When
+// the device's request queues run in several reactors, TMFs go through a relay to all of them.
 import { DescriptorChain } from '../../virtio/descriptor-chain.ts';
 import type { Virtqueue } from '../../virtio/virtqueue.ts';
 import type { QueueProcessor } from '../queue-processor.ts';
 import type { ScsiTargetSet } from './target-set.ts';
 import { lunFieldLun, lunFieldTarget } from './lun-address.ts';
 import type { ScsiTmfWaiter } from '../../scsi/task-management.ts';
-import {
-  SCSI_TMF_FUNCTION_COMPLETE,
-  SCSI_TMF_FUNCTION_REJECTED,
-  SCSI_TMF_FUNCTION_SUCCEEDED,
-  SCSI_TMF_INCORRECT_LUN,
-} from '../../scsi/scsi-constants.ts';
+import { SCSI_TMF_FUNCTION_COMPLETE, SCSI_TMF_FUNCTION_SUCCEEDED, SCSI_TMF_INCORRECT_LUN } from '../../scsi/scsi-constants.ts';
+import { isTaskTmf, runTmf, type ScsiTmfRelay } from './tmf-dispatch.ts';
 import {
   VIRTIO_SCSI_AN_REQ_SIZE,
   VIRTIO_SCSI_AN_RESP_SIZE,
@@ -26,13 +23,6 @@ import {
   VIRTIO_SCSI_S_FUNCTION_REJECTED,
   VIRTIO_SCSI_S_FUNCTION_SUCCEEDED,
   VIRTIO_SCSI_S_INCORRECT_LUN,
-  VIRTIO_SCSI_T_TMF_ABORT_TASK,
-  VIRTIO_SCSI_T_TMF_ABORT_TASK_SET,
-  VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET,
-  VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET,
-  VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET,
-  VIRTIO_SCSI_T_TMF_QUERY_TASK,
-  VIRTIO_SCSI_T_TMF_QUERY_TASK_SET,
 } from './virtio-scsi-constants.ts';
 
 const POOL = 64;
@@ -74,11 +64,17 @@ export class ScsiControlQueue implements QueueProcessor {
   private vq: Virtqueue | null = null;
   private readonly free: ControlRequest[] = [];
   private waitingCount = 0;
+  /** Null: every task of the device lives in this reactor, TMFs run here. */
+  private readonly relay: ScsiTmfRelay | null;
+  /** Relayed TMFs by token, until relayDone answers them. */
+  private readonly relayed = new Map<number, ControlRequest>();
+  private nextToken = 1;
 
-  constructor(index: number, targets: ScsiTargetSet, markDirty: (index: number) => void) {
+  constructor(index: number, targets: ScsiTargetSet, markDirty: (index: number) => void, relay: ScsiTmfRelay | null = null) {
     this.index = index;
     this.targets = targets;
     this.markDirty = markDirty;
+    this.relay = relay;
     for (let i = 0; i < POOL; i++) this.free.push(new ControlRequest(this));
   }
 
@@ -129,25 +125,13 @@ export class ScsiControlQueue implements QueueProcessor {
       const tagHi = req.view.getUint32(20, true);
       req.waiting = true;
       this.waitingCount++;
-      // Each call answers through req.scsiTmfDone, now or once the affected commands completed.
-      switch (subtype) {
-        case VIRTIO_SCSI_T_TMF_ABORT_TASK:
-          return target.abortTask(lun, tagLo, tagHi, req);
-        case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
-        case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
-          return target.abortTaskSet(lun, req);
-        case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
-          return target.lunReset(lun, req);
-        case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
-          return target.nexusReset(req);
-        case VIRTIO_SCSI_T_TMF_QUERY_TASK:
-          return target.queryTask(lun, tagLo, tagHi, req);
-        case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
-          return target.queryTaskSet(lun, req);
-        default:
-          // CLEAR ACA (no ACA support) and unknown functions.
-          return req.scsiTmfDone(SCSI_TMF_FUNCTION_REJECTED);
+      if (this.relay !== null && isTaskTmf(subtype)) {
+        const token = this.nextToken++;
+        this.relayed.set(token, req);
+        return this.relay.relayTmf(token, subtype, targetNum, lun, tagLo, tagHi);
       }
+      // Answers through req.scsiTmfDone, now or once the affected commands completed.
+      return runTmf(target, subtype, lun, tagLo, tagHi, req);
     }
     if (type === VIRTIO_SCSI_T_AN_QUERY || type === VIRTIO_SCSI_T_AN_SUBSCRIBE) {
       if (out.length < VIRTIO_SCSI_AN_REQ_SIZE || req.chain.in.length < VIRTIO_SCSI_AN_RESP_SIZE) {
@@ -167,6 +151,35 @@ export class ScsiControlQueue implements QueueProcessor {
   tmfDone(req: ControlRequest, scsiResponse: number): void {
     this.waitingCount--;
     this.finish(req, tmfResponse(scsiResponse), 1);
+  }
+
+  /**
+   * The combined answer of a relayed TMF (`failed`: a reactor could not run it). False when the
+   * token is unknown: the request was dropped by a reset meanwhile.
+   */
+  relayDone(token: number, scsiResponse: number, failed: boolean): boolean {
+    const req = this.relayed.get(token);
+    if (req === undefined) return false;
+    this.relayed.delete(token);
+    req.waiting = false;
+    this.waitingCount--;
+    this.finish(req, failed ? VIRTIO_SCSI_S_FAILURE : tmfResponse(scsiResponse), 1);
+    return true;
+  }
+
+  /**
+   * Device reset or close: relayed TMFs are forgotten as the guest forgot them; their late answers
+   * find no token. Nothing goes into the ring (it is stopped or being reinitialised).
+   */
+  dropRelayed(): void {
+    for (const req of this.relayed.values()) {
+      req.waiting = false;
+      this.waitingCount--;
+      req.chain.out.reset();
+      req.chain.in.reset();
+      this.free.push(req);
+    }
+    this.relayed.clear();
   }
 
   private finish(req: ControlRequest, response: number, len: number): void {

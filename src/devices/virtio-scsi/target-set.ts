@@ -7,6 +7,7 @@ import type { ScsiTmfWaiter } from '../../scsi/task-management.ts';
 import { openBdevChannel } from '../../bdev/channel-open.ts';
 import type { ScsiLunConfig } from '../../reactor/mailbox-messages.ts';
 import { VIRTIO_SCSI_MAX_TARGETS } from './virtio-scsi-constants.ts';
+import { DeviceError } from '../device-error.ts';
 
 export class ScsiTargetSet {
   private readonly name: string;
@@ -42,7 +43,9 @@ export class ScsiTargetSet {
       const opened: ScsiLun[] = [];
       try {
         for (const cfg of luns) {
-          const lun = new ScsiLun(cfg.lunId, cfg.info, openBdevChannel(cfg.bdev));
+          // Without it each reactor would keep its own unit attentions and mode parameters.
+          if (!(cfg.shared instanceof SharedArrayBuffer)) throw new DeviceError('BAD_LUN_CONFIG', `target ${num} LUN ${cfg.lunId}: no shared LUN state`);
+          const lun = new ScsiLun(cfg.lunId, cfg.info, openBdevChannel(cfg.bdev), cfg.shared);
           opened.push(lun);
           t.addLun(lun);
         }
