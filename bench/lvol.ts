@@ -16,6 +16,7 @@ import { GuestMemoryArena } from '../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemuBlk } from '../src/frontend/qemu-like-blk.ts';
 import { spawnVhostd, stopper } from './targets.ts';
 import { bdevperfDir, runBdevperf } from './bdevperf.ts';
+import { median } from './median.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -53,11 +54,6 @@ interface Row {
   /** One per round. */
   iops: number[];
   avgUs: number[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 function stats(us: number[]): { avg: number; p50: number; p99: number } {

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pinCurrentThread } from '../src/sys/affinity.ts';
 import { createImageFile, removeImageFile } from './image-file.ts';
+import { median } from './median.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const SRC = join(ROOT, 'bench/floor');
@@ -32,8 +33,9 @@ function build(name: string, extra: string[] = []): string | null {
   return out;
 }
 
-function run(bin: string, args: string[], cpu: number): number[] {
-  const r = spawnSync('taskset', ['-c', String(cpu), bin, ...args], { encoding: 'utf8' });
+/** Runs `bin` under taskset on `cpus` (a CPU or a list "0,1"); its output is one number per line. */
+function run(bin: string, args: string[], cpus: number | string): number[] {
+  const r = spawnSync('taskset', ['-c', String(cpus), bin, ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')}: ${r.stderr || r.error?.message}`);
   return r.stdout.trim().split('\n').map(Number);
 }
@@ -43,16 +45,13 @@ export function measurePlatformFloor(tmpfsDir: string, cpu: number, otherCpu: nu
   const fileRead = build('file-read');
   const wake = build('wake-latency', ['-pthread']);
   if (!fileRead || !wake) return null;
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const image = createImageFile(tmpfsDir, `floor-${process.pid}.img`, 1024);
   try {
     const syscallUs = median([1, 2, 3].map(() => run(fileRead, [image, 'syscall', '2000000'], cpu)[0]));
     const preadUs = median([1, 2, 3].map(() => run(fileRead, [image, 'pread', '1000000'], cpu)[0]));
     const mmapCopyUs = median([1, 2, 3].map(() => run(fileRead, [image, 'mmap', '1000000'], cpu)[0]));
     // The kicker runs on otherCpu, the sleeper on cpu; taskset allows both, each thread pins itself.
-    const r = spawnSync('taskset', ['-c', `${cpu},${otherCpu}`, wake, String(cpu), String(otherCpu), '1', String(wakeRounds)], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`wake-latency: ${r.stderr}`);
-    const wakeUs = r.stdout.trim().split('\n').map(Number).sort((a, b) => a - b);
+    const wakeUs = run(wake, [String(cpu), String(otherCpu), '1', String(wakeRounds)], `${cpu},${otherCpu}`).sort((a, b) => a - b);
     return { syscallUs, preadUs, mmapCopyUs, wakeUs };
   } finally {
     removeImageFile(image);
@@ -66,7 +65,7 @@ export function describeFloor(f: PlatformFloor, cpu: number): string[] {
     `an empty syscall (getppid) ${f.syscallUs.toFixed(2)} us; a random 4 KiB block of a written 1 GiB tmpfs file read by pread ${f.preadUs.toFixed(2)} us`,
     `(${Math.round(1e3 / f.preadUs)}K reads/s: the ceiling of any target doing one read syscall per request on this file), by memcpy from a`,
     `shared mapping ${f.mmapCopyUs.toFixed(2)} us (${Math.round(1e3 / f.mmapCopyUs)}K/s); a thread sleeping in epoll for 1 s wakes ${w[0].toFixed(0)}-${w[w.length - 1].toFixed(0)} us`,
-    `(median ${w[w.length >> 1].toFixed(0)} us, ${w.length} rounds) after another CPU writes its eventfd: the least any interrupt-driven target waits here.`,
+    `(median ${median(w).toFixed(0)} us, ${w.length} rounds) after another CPU writes its eventfd: the least any interrupt-driven target waits here.`,
   ];
 }
 

@@ -4,7 +4,7 @@
 // lives in memory (fstatfs), and small synchronous
 // probes run once at creation (control plane only).
 import { readFileSync } from 'node:fs';
-import { lastErrno, SysError } from './errno.ts';
+import { EPERM, lastErrno, SysError } from './errno.ts';
 import { mmapAnonymous, munmap } from './memory.ts';
 import {
   AT_EMPTY_PATH,
@@ -86,8 +86,6 @@ export function openBlockFile(path: string, opts: { readonly: boolean; direct: b
   if (fd < 0) throw new SysError('open', lastErrno(), `${path}${opts.direct ? ' with O_DIRECT' : ''}`);
   return fd;
 }
-
-const EPERM = 1;
 
 const statxBuf = new Uint8Array(STATX_SIZE_BYTES);
 const statxView = new DataView(statxBuf.buffer);

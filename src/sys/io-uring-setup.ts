@@ -3,7 +3,7 @@
 // usable here (no kernel support, sysctl, seccomp) so the caller can fall back.
 import { readFileSync } from 'node:fs';
 import { closeFd } from './fd.ts';
-import { errnoName, lastErrno, SysError } from './errno.ts';
+import { EPERM, errnoName, lastErrno, SysError } from './errno.ts';
 import { mmapFd, munmap, viewOf } from './memory.ts';
 import { sysIoUringRegister, sysIoUringSetup } from './block-io-libc.ts';
 import {
@@ -45,7 +45,6 @@ import {
 } from './io-uring-abi.ts';
 
 const ENOSYS = 38;
-const EPERM = 1;
 const EINVAL = 22;
 const ENOMEM = 12;
 const EAGAIN = 11;
