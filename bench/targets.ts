@@ -101,10 +101,18 @@ export async function startVhostd(cpu: number, pollMode: string, dirs: ImageDirs
   );
   const methods = (await rpc.call('rpc_get_methods')) as string[];
   if (methods.includes('bdev_uring_create')) {
+    // A written tmpfs file is mapped (under a file lease); the second one is read and written
+    // through system calls (mmap: false), as any file is when its lease cannot be had.
     files.push(createImageFile(dirs.tmpfs, `vhostd-bench-${process.pid}.img`, sizeMiB));
     await rpc.call('bdev_uring_create', { name: 'ur', filename: files[0], block_size: 512 });
     await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-ur', dev_name: 'ur' });
-    endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur'), device: 'blk', backend: 'uring, file on tmpfs' });
+    const [ur] = (await rpc.call('bdev_get_bdevs', { name: 'ur' })) as { driver_specific: { uring: { mapped?: boolean; map_reason?: string } } }[];
+    const how = ur.driver_specific.uring.mapped ? 'mapped' : `not mapped: ${ur.driver_specific.uring.map_reason ?? 'not tmpfs'}`;
+    endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur'), device: 'blk', backend: `uring, file on tmpfs (${how})` });
+    files.push(createImageFile(dirs.tmpfs, `vhostd-bench-${process.pid}-calls.img`, sizeMiB));
+    await rpc.call('bdev_uring_create', { name: 'ur-calls', filename: files[1], block_size: 512, mmap: false });
+    await rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-ur-calls', dev_name: 'ur-calls' });
+    endpoints.push({ label: 'vhostd blk', socket: join(dir, 'blk-ur-calls'), device: 'blk', backend: 'uring, file on tmpfs (mmap: false)' });
     if (dirs.disk) {
       const disk = createImageFile(dirs.disk, `vhostd-bench-${process.pid}.img`, sizeMiB);
       files.push(disk);

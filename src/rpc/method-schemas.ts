@@ -102,6 +102,10 @@ export const METHOD_SCHEMAS = {
       filename: z.string().describe('path of a regular file or block device'),
       block_size: uint32.optional().describe("block size in bytes (default: the device's logical block size, 512 for files)"),
       uuid: z.string().optional().describe('UUID (default: random)'),
+      mmap: z
+        .boolean()
+        .optional()
+        .describe('vhostd: map a fully allocated file on tmpfs or ramfs, guarded by a file lease (default true); false: read/write calls only'),
     }),
     ['vhostctl bdev_uring_create --name u0 --filename /var/lib/vhostd/disk0.img --block_size 4096'],
   ),
@@ -116,6 +120,10 @@ export const METHOD_SCHEMAS = {
       readonly: z.boolean().optional().describe('open read-only; writes fail'),
       fallocate: z.boolean().optional().describe('support unmap and write-zeroes through fallocate(2)'),
       uuid: z.string().optional().describe('UUID (default: random)'),
+      mmap: z
+        .boolean()
+        .optional()
+        .describe('vhostd: map a fully allocated file on tmpfs or ramfs, guarded by a file lease (default true); false: read/write calls only'),
     }),
     ['vhostctl bdev_aio_create --name a0 --filename /dev/sdb'],
   ),

@@ -66,9 +66,12 @@ export function bdevCreateCall(bdev: Bdev): ConfigCall | null {
       const params: Record<string, unknown> = { name: bdev.name };
       if (bdev.blockSizeOverride) params.block_size = bdev.blockSize;
       Object.assign(params, { filename: bdev.filename, readonly: bdev.readonly, fallocate: bdev.fallocate, uuid: bdev.uuid });
+      if (!bdev.mmap) params.mmap = false; // vhostd's own parameter: only when it differs from the default
       return { method: 'bdev_aio_create', params };
     }
-    return { method: 'bdev_uring_create', params: { name: bdev.name, block_size: bdev.blockSize, filename: bdev.filename, uuid: bdev.uuid } };
+    const params: Record<string, unknown> = { name: bdev.name, block_size: bdev.blockSize, filename: bdev.filename, uuid: bdev.uuid };
+    if (!bdev.mmap) params.mmap = false;
+    return { method: 'bdev_uring_create', params };
   }
   if (bdev instanceof DelayBdev) {
     const l = bdev.latencies;

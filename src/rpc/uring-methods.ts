@@ -16,7 +16,7 @@ function register(bdevs: BdevRegistry, bdev: UringBdev): string {
 
 export function registerUringMethods(table: MethodTable, bdevs: BdevRegistry): void {
   table.register('bdev_uring_create', (p) =>
-    register(bdevs, new UringBdev({ name: p.name, filename: p.filename, blockSize: p.block_size, uuid: p.uuid, flavor: URING_MODULE })),
+    register(bdevs, new UringBdev({ name: p.name, filename: p.filename, blockSize: p.block_size, uuid: p.uuid, mmap: p.mmap, flavor: URING_MODULE })),
   );
 
   table.register('bdev_uring_delete', (p) => {
@@ -34,6 +34,7 @@ export function registerUringMethods(table: MethodTable, bdevs: BdevRegistry): v
         readonly: p.readonly,
         fallocate: p.fallocate,
         uuid: p.uuid,
+        mmap: p.mmap,
         flavor: AIO_MODULE,
       }),
     ),

@@ -6,8 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { EPERM, lastErrno, SysError } from './errno.ts';
 import { mmapAnonymous, munmap } from './memory.ts';
+import { releaseLeaseOn } from './file-lease.ts';
 import {
   AT_EMPTY_PATH,
+  AT_FDCWD,
   BLKGETSIZE64,
   BLKPBSZGET,
   BLKSSZGET,
@@ -22,6 +24,7 @@ import {
   S_IFBLK,
   S_IFMT,
   S_IFREG,
+  SEEK_HOLE,
   STATX_BTIME,
   STATX_DIOALIGN,
   STATX_INO,
@@ -72,12 +75,21 @@ export interface BlockFileInfo {
    * read or write is a memory copy that never waits for a device.
    */
   memoryFs: boolean;
+  /**
+   * tmpfs or ramfs: a memory file system whose files map in ordinary pages, so reading and writing
+   * a mapping of them is what read and write would copy (hugetlbfs is left out: huge-page-sized
+   * mappings only).
+   */
+  mappableMemoryFs: boolean;
 }
 
 /** Opens path read/write (or read-only), with O_DIRECT when asked. Throws SysError (ENOENT, EACCES, EINVAL for O_DIRECT...). */
 export function openBlockFile(path: string, opts: { readonly: boolean; direct: boolean }): number {
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) throw new SysError('open', 22, `bad path ${JSON.stringify(path)}`);
   const flags = (opts.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (opts.direct ? O_DIRECT : 0);
+  // A lease this thread holds on the file would hold this open back until it timed out.
+  const id = pathIdentity(path);
+  if (id !== null) releaseLeaseOn(id);
   // O_NOATIME: the target reading its backing store is not an access worth recording, and the
   // atime check costs every read (~3% of a tmpfs read, perf). Only the owner (or CAP_FOWNER) may
   // ask for it: EPERM means open without.
@@ -95,35 +107,50 @@ const i32 = new Int32Array(1);
 
 const statfsBuf = new Uint8Array(STATFS_BYTES);
 
-function onMemoryFileSystem(fd: number): boolean {
-  if (blockLibc.fstatfs(fd, statfsBuf) < 0) return false;
-  const type = new DataView(statfsBuf.buffer).getUint32(0, true);
-  return type === TMPFS_MAGIC || type === RAMFS_MAGIC || type === HUGETLBFS_MAGIC;
+function fileSystemMagic(fd: number): number {
+  if (blockLibc.fstatfs(fd, statfsBuf) < 0) return 0;
+  return new DataView(statfsBuf.buffer).getUint32(0, true);
+}
+
+const STATX_WANTED = STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE | STATX_BTIME | STATX_DIOALIGN;
+
+/** "dev:ino:birth time" of the file statx just described in statxBuf. */
+function statxIdentity(): string {
+  const got = statxView.getUint32(STX_MASK, true);
+  const devMaj = statxView.getUint32(STX_DEV_MAJOR, true);
+  const devMin = statxView.getUint32(STX_DEV_MINOR, true);
+  const ino = statxView.getBigUint64(STX_INO, true);
+  const btime = (got & STATX_BTIME) !== 0 ? `${statxView.getBigInt64(STX_BTIME_SEC, true)}.${statxView.getUint32(STX_BTIME_NSEC, true)}` : '-';
+  return `${devMaj}:${devMin}:${ino}:${btime}`;
+}
+
+/** The identity blockFileInfo would give the regular file at path (without opening it); null when it is not one or cannot be looked up. */
+export function pathIdentity(path: string): string | null {
+  statxBuf.fill(0);
+  if (blockLibc.statx(AT_FDCWD, path, 0, STATX_WANTED, statxBuf) < 0) return null;
+  return (statxView.getUint16(STX_MODE, true) & S_IFMT) === S_IFREG ? statxIdentity() : null;
 }
 
 export function blockFileInfo(fd: number): BlockFileInfo {
   statxBuf.fill(0);
-  const mask = STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE | STATX_BTIME | STATX_DIOALIGN;
-  if (blockLibc.statx(fd, '', AT_EMPTY_PATH, mask, statxBuf) < 0) throw new SysError('statx', lastErrno(), `fd ${fd}`);
+  if (blockLibc.statx(fd, '', AT_EMPTY_PATH, STATX_WANTED, statxBuf) < 0) throw new SysError('statx', lastErrno(), `fd ${fd}`);
   const got = statxView.getUint32(STX_MASK, true);
   const mode = statxView.getUint16(STX_MODE, true) & S_IFMT;
-  const devMaj = statxView.getUint32(STX_DEV_MAJOR, true);
-  const devMin = statxView.getUint32(STX_DEV_MINOR, true);
-  const ino = statxView.getBigUint64(STX_INO, true);
   const rdev = `${statxView.getUint32(STX_RDEV_MAJOR, true)}:${statxView.getUint32(STX_RDEV_MINOR, true)}`;
   const dioAlignKnown = (got & STATX_DIOALIGN) !== 0;
-  const btime = (got & STATX_BTIME) !== 0 ? `${statxView.getBigInt64(STX_BTIME_SEC, true)}.${statxView.getUint32(STX_BTIME_NSEC, true)}` : '-';
+  const fsMagic = fileSystemMagic(fd);
   const info: BlockFileInfo = {
     kind: mode === S_IFREG ? 'file' : mode === S_IFBLK ? 'block' : 'other',
     size: Number(statxView.getBigUint64(STX_SIZE, true)),
     logicalBlockSize: 0,
     physicalBlockSize: 0,
-    identity: `${devMaj}:${devMin}:${ino}:${btime}`,
+    identity: statxIdentity(),
     rdev: '',
     dioMemAlign: dioAlignKnown ? statxView.getUint32(STX_DIO_MEM_ALIGN, true) : 0,
     dioOffsetAlign: dioAlignKnown ? statxView.getUint32(STX_DIO_OFFSET_ALIGN, true) : 0,
     dioAlignKnown,
-    memoryFs: onMemoryFileSystem(fd),
+    memoryFs: fsMagic === TMPFS_MAGIC || fsMagic === RAMFS_MAGIC || fsMagic === HUGETLBFS_MAGIC,
+    mappableMemoryFs: fsMagic === TMPFS_MAGIC || fsMagic === RAMFS_MAGIC,
   };
   if (info.kind === 'block') {
     info.identity = `b ${rdev}`;
@@ -147,6 +174,12 @@ export function probeAlignedRead(fd: number, len: number): number {
   } finally {
     munmap(addr, size);
   }
+}
+
+/** Offset of the first hole at or after `from` (the file's size when none): -errno on failure. */
+export function firstHole(fd: number, from: number): number {
+  const r = Number(blockLibc.lseek(fd, from, SEEK_HOLE));
+  return r < 0 ? -lastErrno() : r;
 }
 
 /** fallocate(fd, mode, offset, len): 0 or -errno. Control plane (probes). */

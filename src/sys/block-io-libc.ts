@@ -28,6 +28,7 @@ export const blockLibc = {
   fstatfs: libc.func('int fstatfs(int, void *)'),
   fsync: libc.func('int fsync(int)'),
   fallocate: libc.func('int fallocate(int, int, int64_t, int64_t)'),
+  lseek: libc.func('int64_t lseek(int, int64_t, int)'),
   poll: libc.func('int poll(void *, uint64_t, int)'),
 };
 
@@ -52,6 +53,7 @@ export const O_NOATIME = 0o1000000;
 export const O_CLOEXEC = 0o2000000;
 
 // statx(2)
+export const AT_FDCWD = -100;
 export const AT_EMPTY_PATH = 0x1000;
 export const STATX_TYPE = 0x1;
 export const STATX_MODE = 0x2;
@@ -92,6 +94,9 @@ export const RWF_NOWAIT = 0x8;
 
 // statfs(2): f_type is the first field (a long on x86-64); the struct is 120 bytes.
 export const STATFS_BYTES = 120;
+// lseek(2): the first hole at or after an offset (the file's size when there is none)
+export const SEEK_HOLE = 4;
+
 export const TMPFS_MAGIC = 0x01021994;
 export const RAMFS_MAGIC = 0x858458f6;
 export const HUGETLBFS_MAGIC = 0x958458f6;

@@ -4,12 +4,17 @@
 // no host address or breaks O_DIRECT alignment. poll() submits everything queued since the last
 // call in one batch, then reaps completions from shared memory and calls the waiters.
 // Requests beyond the engine's depth wait in a fixed backlog. Nothing is allocated per request.
+// A file on tmpfs or ramfs whose bdev holds a lease on it (uring-file-map.ts) is also mapped here:
+// while the bdev's gate is open, reads and writes are copies to and from the mapping, completed
+// inside the call; unmap and write-zeroes then write zeroes instead of punching holes.
 import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOTSUP, BDEV_EROFS, BDEV_OK, type BdevChannel, type BdevIoWaiter } from '../bdev.ts';
 import { BdevError } from '../bdev-error.ts';
 import { blocksInRange } from '../bdev-geometry.ts';
 import type { SgList } from '../../iovec/sg-list.ts';
 import { componentLogger } from '../../log/logger.ts';
-import { closeFd } from '../../sys/fd.ts';
+import { closeFd, dupFd } from '../../sys/fd.ts';
+import { mmapFd, munmap, PROT_READ, PROT_WRITE, viewOf } from '../../sys/memory.ts';
+import { MapGateUser } from './file-map-gate.ts';
 import { blockFileInfo, openBlockFile } from '../../sys/block-file.ts';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../../sys/block-io-libc.ts';
 import type { IoEngine, IoEngineKind } from '../../sys/io-engine.ts';
@@ -66,6 +71,11 @@ function checkSpec(spec: UringChannelSpec): void {
   for (const k of ['readonly', 'direct', 'unmap', 'fallocate'] as const) {
     if (typeof spec[k] !== 'boolean') throw specError(spec, `${k} must be a boolean`);
   }
+  if (!Number.isInteger(spec.sharedFd) || spec.sharedFd < -1) throw specError(spec, `bad sharedFd ${spec.sharedFd}`);
+  if (spec.mapGate !== null && !(spec.mapGate instanceof SharedArrayBuffer)) throw specError(spec, 'mapGate must be a SharedArrayBuffer or null');
+  if (spec.mapGate !== null && (!Number.isSafeInteger(spec.mapLength) || spec.mapLength <= 0 || spec.mapLength > blockSize * numBlocks)) {
+    throw specError(spec, `bad mapLength ${spec.mapLength}`);
+  }
   for (const k of ['memAlign', 'lenAlign'] as const) {
     const v = spec[k];
     if (!Number.isInteger(v) || v < 1 || v > 65536 || (v & (v - 1)) !== 0) throw specError(spec, `${k} ${v} is not a power of two in 1..65536`);
@@ -105,6 +115,14 @@ export class UringChannel implements BdevChannel {
   #inlineSkip = 0;
   /** Requests completed inline (diagnostics and tests). */
   inlineCompletions = 0;
+  /** Reads and writes done as copies through the file's mapping (diagnostics and tests). */
+  mappedCompletions = 0;
+  #map: Uint8Array | null = null;
+  #mapAddr = 0n;
+  readonly #mapLength: number;
+  #gate: MapGateUser | null = null;
+  /** The bdev maps the file: no hole may be punched in it (a read of a hole through a mapping can SIGBUS). */
+  readonly #noHoles: boolean;
 
   // Per slot.
   readonly #free: Int32Array;
@@ -138,13 +156,19 @@ export class UringChannel implements BdevChannel {
     let direct = spec.direct;
     let fd: number;
     let memoryFs = false;
-    try {
-      fd = openBlockFile(spec.filename, { readonly: spec.readonly, direct });
-    } catch (e) {
-      if (!direct) throw e;
-      // The file moved to a file system without O_DIRECT since creation: stay correct, go buffered.
-      direct = false;
-      fd = openBlockFile(spec.filename, { readonly: spec.readonly, direct });
+    if (spec.sharedFd >= 0) {
+      // Another open of the file would break the bdev's lease; the identity check below makes
+      // sure the fd number still is the bdev's file.
+      fd = dupFd(spec.sharedFd);
+    } else {
+      try {
+        fd = openBlockFile(spec.filename, { readonly: spec.readonly, direct });
+      } catch (e) {
+        if (!direct) throw e;
+        // The file moved to a file system without O_DIRECT since creation: stay correct, go buffered.
+        direct = false;
+        fd = openBlockFile(spec.filename, { readonly: spec.readonly, direct });
+      }
     }
     try {
       const info = blockFileInfo(fd);
@@ -174,9 +198,12 @@ export class UringChannel implements BdevChannel {
     this.#unmap = spec.unmap && !spec.readonly;
     this.#memAlign = direct ? spec.memAlign : 1;
     this.#lenAlign = direct ? spec.lenAlign : 1;
-    this.#zeroRange = spec.fallocate;
-    this.#punchForZeroes = spec.fallocate;
+    this.#noHoles = spec.mapGate !== null;
+    this.#zeroRange = spec.fallocate && !this.#noHoles;
+    this.#punchForZeroes = spec.fallocate && !this.#noHoles;
     this.#memoryFs = memoryFs;
+    this.#mapLength = spec.mapGate !== null ? spec.mapLength : 0;
+    if (spec.mapGate !== null) this.#mapFile(spec);
     this.#inlineReads = opts.inline !== false && (!direct || this.#memoryFs);
     this.#inlineWrites = this.#inlineReads;
 
@@ -201,6 +228,40 @@ export class UringChannel implements BdevChannel {
     this.#blSgOffset = new Float64Array(this.#blCap);
     this.#blSg = new Array<SgList | null>(this.#blCap).fill(null);
     this.#blWaiter = new Array<BdevIoWaiter | null>(this.#blCap).fill(null);
+  }
+
+  /** Maps the file when the gate has a slot left; without one (or when mmap fails) this channel uses read/write only. */
+  #mapFile(spec: UringChannelSpec): void {
+    const gate = new MapGateUser(spec.mapGate as SharedArrayBuffer);
+    if (!gate.claimed) {
+      log.info({ bdev: spec.name }, 'every slot of the file mapping is taken: this channel reads and writes through system calls');
+      return;
+    }
+    try {
+      this.#mapAddr = mmapFd(this.#fd, this.#mapLength, 0, spec.readonly ? PROT_READ : PROT_READ | PROT_WRITE);
+    } catch (e) {
+      gate.release();
+      log.warn({ bdev: spec.name, err: (e as Error).message }, 'cannot map the file: this channel reads and writes through system calls');
+      return;
+    }
+    this.#map = new Uint8Array(viewOf(this.#mapAddr, this.#mapLength));
+    this.#gate = gate;
+  }
+
+  /** Copies a read or write through the mapping when the gate is open: true when done. */
+  #mappedCopy(read: boolean, offsetBlocks: number, numBlocks: number, sg: SgList, sgOffset: number): boolean {
+    const pos = offsetBlocks * this.blockSize;
+    const len = numBlocks * this.blockSize;
+    const gate = this.#gate as MapGateUser;
+    if (pos + len > this.#mapLength || !gate.enter()) return false;
+    try {
+      if (read) sg.copyIn(sgOffset, this.#map as Uint8Array, pos, len);
+      else sg.copyOut(sgOffset, this.#map as Uint8Array, pos, len);
+    } finally {
+      gate.leave();
+    }
+    this.mappedCompletions++;
+    return true;
   }
 
   /** Readable when completions arrived while signalling is on: add it to the reactor's epoll set before sleeping. */
@@ -231,6 +292,7 @@ export class UringChannel implements BdevChannel {
     if (this.#closed) return waiter.bdevIoDone(BDEV_EIO);
     if (!this.#dataValid(offsetBlocks, numBlocks, sg, sgOffset)) return waiter.bdevIoDone(BDEV_EINVAL);
     if (numBlocks === 0) return waiter.bdevIoDone(BDEV_OK);
+    if (this.#map !== null && this.#mappedCopy(true, offsetBlocks, numBlocks, sg, sgOffset)) return waiter.bdevIoDone(BDEV_OK);
     this.#begin(OP_READ, offsetBlocks, numBlocks, sg, sgOffset, waiter);
   }
 
@@ -239,6 +301,7 @@ export class UringChannel implements BdevChannel {
     if (this.#readonly) return waiter.bdevIoDone(BDEV_EROFS);
     if (!this.#dataValid(offsetBlocks, numBlocks, sg, sgOffset)) return waiter.bdevIoDone(BDEV_EINVAL);
     if (numBlocks === 0) return waiter.bdevIoDone(BDEV_OK);
+    if (this.#map !== null && this.#mappedCopy(false, offsetBlocks, numBlocks, sg, sgOffset)) return waiter.bdevIoDone(BDEV_OK);
     this.#begin(OP_WRITE, offsetBlocks, numBlocks, sg, sgOffset, waiter);
   }
 
@@ -255,7 +318,8 @@ export class UringChannel implements BdevChannel {
     if (!blocksInRange(offsetBlocks, numBlocks, this.numBlocks)) return waiter.bdevIoDone(BDEV_EINVAL);
     if (!this.#unmap) return waiter.bdevIoDone(BDEV_ENOTSUP);
     if (numBlocks === 0) return waiter.bdevIoDone(BDEV_OK);
-    this.#begin(OP_UNMAP, offsetBlocks, numBlocks, null, 0, waiter);
+    // Unmapped blocks read back as zeroes either way; a mapped file keeps its memory.
+    this.#begin(this.#noHoles ? OP_WRITE_ZEROES : OP_UNMAP, offsetBlocks, numBlocks, null, 0, waiter);
   }
 
   writeZeroes(offsetBlocks: number, numBlocks: number, waiter: BdevIoWaiter): void {
@@ -500,6 +564,13 @@ export class UringChannel implements BdevChannel {
       }
     }
     this.#e.close();
+    // Copies through the mapping finish inside their call: none is in progress here.
+    if (this.#map !== null) {
+      this.#map = null;
+      munmap(this.#mapAddr, this.#mapLength);
+      (this.#gate as MapGateUser).release();
+      this.#gate = null;
+    }
     // With requests possibly still inside the kernel or a worker, the fd number must not be reused
     // for another file under them: keep it open (leaked) in that case.
     if (drained) closeFd(this.#fd);

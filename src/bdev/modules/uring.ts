@@ -1,7 +1,9 @@
 // The uring bdev (SPDK's bdev_uring, and bdev_aio under its own name): a regular file or a block
 // device. Creation (main thread) opens the path once to learn its size, block size and O_DIRECT
 // alignment and to probe hole punching; every reactor then opens its own fd and ring from
-// channelSpec() (UringChannel), so nothing here is shared between threads but the path.
+// channelSpec() (UringChannel). A file on tmpfs or ramfs is the exception: the bdev keeps its fd
+// open, the channels duplicate it (an open of their own would break the lease) and map the file
+// while uring-file-map.ts holds a lease on it.
 import type { Bdev, BdevChannelSpec, BdevIoTypes } from '../bdev.ts';
 import { BdevError } from '../bdev-error.ts';
 import { checkBdevName, checkBlockSize, normalizeUuid } from '../bdev-geometry.ts';
@@ -9,6 +11,7 @@ import { componentLogger } from '../../log/logger.ts';
 import { closeFd } from '../../sys/fd.ts';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../sys/block-io-libc.ts';
 import { blockDeviceAttr, blockFileInfo, fallocateSync, openBlockFile, probeAlignedRead, type BlockFileInfo } from '../../sys/block-file.ts';
+import { FileMapLease } from './uring-file-map.ts';
 
 export const URING_MODULE = 'uring';
 export const AIO_MODULE = 'aio';
@@ -33,6 +36,10 @@ export interface UringBdevOptions {
   fallocate?: boolean;
   /** Try O_DIRECT (default true); it is dropped, with a log line, when the file system or block size refuses it. */
   direct?: boolean;
+  /** A fully allocated file on tmpfs or ramfs is mapped, guarded by a file lease (default true); false: read/write calls only. */
+  mmap?: boolean;
+  /** Pause between attempts to take the file lease again (ms; tests). */
+  leaseRetryMs?: number;
 }
 
 /** channelSpec() of a uring bdev: structured-cloneable; each channel opens `filename` itself. */
@@ -50,6 +57,12 @@ export interface UringChannelSpec extends BdevChannelSpec {
   unmap: boolean;
   /** Write-zeroes may try fallocate (ZERO_RANGE, then PUNCH_HOLE) before writing zeroes. */
   fallocate: boolean;
+  /** The bdev's own fd, to be duplicated instead of opening `filename`; -1: open it. */
+  sharedFd: number;
+  /** The file may be mapped while this gate is open (file-map-gate.ts); null: never map it. */
+  mapGate: SharedArrayBuffer | null;
+  /** Bytes to map from offset 0. */
+  mapLength: number;
 }
 
 const log = componentLogger('bdev_uring');
@@ -127,7 +140,10 @@ export class UringBdev implements Bdev {
   readonly direct: boolean;
   readonly isBlockDevice: boolean;
   readonly physicalBlockSize: number;
+  /** Mapping allowed (bdev option `mmap`); whether it happens depends on the file (see `mapped`). */
+  readonly mmap: boolean;
   #spec: UringChannelSpec | null;
+  readonly #fileMap: FileMapLease | null;
 
   constructor(opts: UringBdevOptions) {
     checkBdevName(opts.name);
@@ -138,10 +154,12 @@ export class UringBdev implements Bdev {
     }
     const readonly = opts.readonly ?? false;
     const fallocate = opts.fallocate ?? flavor === URING_MODULE;
+    const uuid = normalizeUuid(opts.uuid);
     const fd = openBlockFile(opts.filename, { readonly, direct: false });
     let info: BlockFileInfo;
     let unmap = false;
     let blockSize: number;
+    let keepFd = false;
     try {
       info = blockFileInfo(fd);
       if (info.kind === 'other') throw new BdevError('BDEV_INVALID_PARAM', `'${opts.filename}' is neither a regular file nor a block device`);
@@ -162,8 +180,9 @@ export class UringBdev implements Bdev {
       }
       if (!Number.isSafeInteger(info.size)) throw new BdevError('BDEV_INVALID_PARAM', `'${opts.filename}' is too large (${info.size} bytes)`);
       unmap = !readonly && fallocate && probeUnmap(fd, info, blockSize);
+      keepFd = info.kind === 'file' && info.mappableMemoryFs && opts.mmap !== false;
     } finally {
-      closeFd(fd);
+      if (!keepFd) closeFd(fd);
     }
     const choice: DirectChoice =
       opts.direct === false ? { direct: false, memAlign: 1, lenAlign: 1, why: 'direct=false' } : chooseDirect(opts.filename, info, blockSize, readonly);
@@ -171,7 +190,7 @@ export class UringBdev implements Bdev {
       log.info({ bdev: opts.name, filename: opts.filename, reason: choice.why }, 'O_DIRECT not usable: buffered I/O through the page cache');
     }
     this.name = opts.name;
-    this.uuid = normalizeUuid(opts.uuid);
+    this.uuid = uuid;
     this.moduleName = flavor;
     this.productName = flavor === AIO_MODULE ? AIO_PRODUCT_NAME : URING_PRODUCT_NAME;
     this.filename = opts.filename;
@@ -185,6 +204,9 @@ export class UringBdev implements Bdev {
     this.physicalBlockSize = Math.max(info.physicalBlockSize, blockSize);
     this.unmapReadsZero = unmap;
     this.ioTypes = { read: true, write: !readonly, flush: true, unmap, write_zeroes: !readonly, reset: true };
+    this.mmap = opts.mmap !== false;
+    const length = this.numBlocks * blockSize;
+    this.#fileMap = keepFd ? new FileMapLease({ name: this.name, fd, identity: info.identity, length, readonly, retryMs: opts.leaseRetryMs }) : null;
     this.#spec = {
       module: 'uring',
       name: this.name,
@@ -198,7 +220,20 @@ export class UringBdev implements Bdev {
       lenAlign: choice.lenAlign,
       unmap,
       fallocate,
+      sharedFd: keepFd ? fd : -1,
+      mapGate: this.#fileMap?.gate.buffer ?? null,
+      mapLength: length,
     };
+  }
+
+  /** The channels copy through a mapping of the file now (false: read/write calls). */
+  get mapped(): boolean {
+    return this.#fileMap?.mapped ?? false;
+  }
+
+  /** Why the file is not mapped now ('' when it is, or when the bdev never maps: see `mmap`). */
+  get mapReason(): string {
+    return this.#fileMap?.reason ?? '';
   }
 
   channelSpec(): UringChannelSpec {
@@ -206,16 +241,25 @@ export class UringBdev implements Bdev {
     return { ...this.#spec };
   }
 
-  /** As SPDK's dump_info_json: {"uring": {filename}} or {"aio": {filename, block_size_override, readonly, fallocate}}. */
+  /**
+   * As SPDK's dump_info_json: {"uring": {filename}} or {"aio": {filename, block_size_override,
+   * readonly, fallocate}}; a file on tmpfs or ramfs adds whether it is mapped now, and if not why.
+   */
   driverSpecific(): Record<string, unknown> {
-    if (this.moduleName === AIO_MODULE) {
-      return { aio: { filename: this.filename, block_size_override: this.blockSizeOverride, readonly: this.readonly, fallocate: this.fallocate } };
+    const info: Record<string, unknown> =
+      this.moduleName === AIO_MODULE
+        ? { filename: this.filename, block_size_override: this.blockSizeOverride, readonly: this.readonly, fallocate: this.fallocate }
+        : { filename: this.filename };
+    if (this.#fileMap !== null) {
+      info.mapped = this.#fileMap.mapped;
+      if (!this.#fileMap.mapped) info.map_reason = this.#fileMap.reason;
     }
-    return { uring: { filename: this.filename } };
+    return { [this.moduleName]: info };
   }
 
-  /** Nothing is held open here: each channel owns its fd and ring and closes them itself. */
+  /** Each channel owns its fd and ring and closes them itself; a mapped file's lease and fd are let go here. */
   destroy(): void {
     this.#spec = null;
+    this.#fileMap?.destroy();
   }
 }

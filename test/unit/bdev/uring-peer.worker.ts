@@ -19,6 +19,7 @@ mem.bytes.fill(0xa5, 0, 2 * spec.blockSize);
 ch.write(10, 2, sg, 0, waiter);
 const drainedWrite = ch.drain(10_000);
 const engine = ch.engineKind;
+const mapped = ch.mappedCompletions;
 ch.close();
 mem.close();
-parentPort!.postMessage({ seen, statuses, drained: drainedRead && drainedWrite, engine });
+parentPort!.postMessage({ seen, statuses, drained: drainedRead && drainedWrite, engine, mapped });

@@ -2,7 +2,7 @@
 // replay of the saved config into a fresh daemon state, delete, and SPDK-style errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BdevRegistry } from '../../../src/bdev/bdev-registry.ts';
@@ -86,6 +86,41 @@ test('bdev_uring_create / bdev_aio_create, bdev_get_bdevs, save_config and its r
     await rejects(t, 'bdev_uring_delete', { name: 'u0' }, -19, 'No such device');
     assert.deepEqual(await t.call('bdev_get_bdevs'), []);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file on tmpfs: bdev_get_bdevs says whether it is mapped and why not; mmap: false is saved', { skip: !existsSync('/dev/shm') }, async () => {
+  const dir = mkdtempSync(join('/dev/shm', 'vhostd-uring-rpc-'));
+  const bdevs = new BdevRegistry();
+  try {
+    const full = join(dir, 'full.img');
+    const sparse = join(dir, 'sparse.img');
+    writeFileSync(full, Buffer.alloc(1 << 20));
+    writeFileSync(sparse, Buffer.alloc(0));
+    truncateSync(sparse, 1 << 20);
+    const t = createMethodTable({ bdevs });
+    assert.equal(await t.call('bdev_uring_create', { name: 'm', filename: full }), 'm');
+    assert.equal(await t.call('bdev_aio_create', { name: 's', filename: sparse }), 's');
+    const [m] = (await t.call('bdev_get_bdevs', { name: 'm' })) as Record<string, unknown>[];
+    assert.deepEqual(m.driver_specific, { uring: { filename: full, mapped: true } });
+    const [s] = (await t.call('bdev_get_bdevs', { name: 's' })) as Record<string, unknown>[];
+    const aio = (s.driver_specific as { aio: Record<string, unknown> }).aio;
+    assert.equal(aio.mapped, false);
+    assert.match(String(aio.map_reason), /hole at byte 0/);
+    assert.equal(await t.call('bdev_uring_delete', { name: 'm' }), true);
+    assert.equal(await t.call('bdev_uring_create', { name: 'm', filename: full, mmap: false }), 'm');
+    const [off] = (await t.call('bdev_get_bdevs', { name: 'm' })) as Record<string, unknown>[];
+    assert.deepEqual(off.driver_specific, { uring: { filename: full } }, 'never mapped: nothing to say');
+    const saved = (await t.call('save_config')) as VhostdConfig;
+    const bdevCfg = saved.subsystems.find((x) => x.subsystem === 'bdev')?.config ?? [];
+    const entry = bdevCfg.find((c) => c.method === 'bdev_uring_create') as { params: Record<string, unknown> };
+    assert.equal(entry.params.mmap, false);
+    const s2 = bdevCfg.find((c) => c.method === 'bdev_aio_create') as { params: Record<string, unknown> };
+    assert.equal('mmap' in s2.params, false, 'the default is not written');
+    await rejects(t, 'bdev_uring_create', { name: 'x', filename: full, mmap: 'yes' }, -32602, /Invalid parameters/);
+  } finally {
+    for (const b of bdevs.list()) bdevs.unregister(b.name);
     rmSync(dir, { recursive: true, force: true });
   }
 });

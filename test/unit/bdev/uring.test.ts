@@ -61,6 +61,7 @@ function onMemoryFs(path: string): boolean {
     closeSync(fd);
   }
 }
+// Files on tmpfs are mapped unless the bdev says mmap: false (uring-file-map.test.ts covers mapping).
 const VARIANTS: { label: string; opts: UringChannelOptions; direct: boolean; skip: string | false; dir?: string; inline?: boolean }[] = [
   { label: 'io_uring, O_DIRECT', opts: { forceFallback: false, inline: false }, direct: true, skip: uringOk ? false : 'io_uring unavailable' },
   { label: 'io_uring, buffered', opts: { forceFallback: false, inline: false }, direct: false, skip: uringOk ? false : 'io_uring unavailable' },
@@ -125,7 +126,7 @@ test('creation refuses bad files and block sizes with typed errors', () => {
 for (const v of VARIANTS) {
   test(`${v.label}: write, read, flush, unmap and write-zeroes, data checked on disk`, { skip: v.skip }, (t) => {
     const path = tmpFile(256 * 1024, 0, v.dir);
-    const b = bdev({ filename: path, direct: v.direct });
+    const b = bdev({ filename: path, direct: v.direct, mmap: false });
     const ch = new UringChannel(b.channelSpec(), v.opts);
     const mem = new MappedMemory(1 << 20);
     try {
@@ -181,7 +182,7 @@ for (const v of VARIANTS) {
   test(`${v.label}: misaligned, unaddressed and oversized buffers go through the bounce buffer`, { skip: v.skip }, () => {
     const size = 2 * 1024 * 1024;
     const path = tmpFile(size);
-    const b = bdev({ filename: path, direct: v.direct });
+    const b = bdev({ filename: path, direct: v.direct, mmap: false });
     const ch = new UringChannel(b.channelSpec(), v.opts);
     const mem = new MappedMemory(1 << 20);
     try {
@@ -306,7 +307,7 @@ test('requests beyond the queue depth wait in the backlog; beyond the backlog: E
 
 test('write-zeroes on tmpfs (no FALLOC_FL_ZERO_RANGE) falls back to punching holes', { skip: !statSafe('/dev/shm') }, () => {
   const path = tmpFile(64 * 1024, 0xff, '/dev/shm');
-  const ch = new UringChannel(bdev({ filename: path }).channelSpec());
+  const ch = new UringChannel(bdev({ filename: path, mmap: false }).channelSpec());
   try {
     assert.deepEqual(run(ch, (w) => ch.writeZeroes(8, 8, w)), [BDEV_OK]);
     assert.deepEqual(run(ch, (w) => ch.writeZeroes(32, 8, w)), [BDEV_OK]);
@@ -354,7 +355,7 @@ test('reading through the bdev leaves the file\'s access time alone (O_NOATIME)'
   const path = tmpFile(16 * 512, 0x33, '/dev/shm');
   const old = new Date('2001-01-01T00:00:00Z');
   utimesSync(path, old, new Date());
-  const ch = new UringChannel(bdev({ filename: path }).channelSpec());
+  const ch = new UringChannel(bdev({ filename: path, mmap: false }).channelSpec());
   const mem = new MappedMemory(1 << 16);
   try {
     assert.deepEqual(run(ch, (w) => ch.read(0, 8, mem.sg([[0, 4096]]), 0, w)), [BDEV_OK]);

@@ -1,0 +1,139 @@
+// When a uring bdev's file lives on tmpfs or ramfs, its channels map the file and copy to and from
+// the mapping instead of calling pread/pwrite (a read of a 4 KiB tmpfs block costs half as much).
+// A mapping read past the end of a file that someone truncated, or of a hole tmpfs cannot fill, is
+// a SIGBUS that ends the daemon, so the mappings are only touched while this holds a lease on the
+// file (nobody else has it open, so nobody can shrink it or punch holes) and the file has no holes
+// (checked under the lease; the channels write zeroes instead of punching while the bdev maps).
+// When another process opens or truncates the file, the kernel holds that call back and sends
+// SIGIO: the gate is closed (waiting for copies in progress), the lease dropped, and the channels
+// go back to read/write calls. The lease is asked for again every retryMs. Main thread only.
+import { componentLogger } from '../../log/logger.ts';
+import { errnoName } from '../../sys/errno.ts';
+import { closeFd, fdSize } from '../../sys/fd.ts';
+import { firstHole } from '../../sys/block-file.ts';
+import { F_RDLCK, F_UNLCK, F_WRLCK, getLease, onLeaseBreak, registerLeaseHolder, setLease } from '../../sys/file-lease.ts';
+import { MapGateOwner } from './file-map-gate.ts';
+
+/** Default pause between attempts to take the lease again after losing or not getting it. */
+export const FILE_MAP_RETRY_MS = 10_000;
+
+const EAGAIN = 11;
+const EACCES = 13;
+
+const log = componentLogger('bdev_uring');
+
+export interface FileMapLeaseOptions {
+  /** The bdev's name (log lines). */
+  name: string;
+  /** The bdev's own fd on the file: the lease is taken through it; this closes it on destroy(). */
+  fd: number;
+  /** blockFileInfo identity of the file. */
+  identity: string;
+  /** Bytes the channels map: the file must hold at least this many, all allocated. */
+  length: number;
+  readonly: boolean;
+  retryMs?: number;
+}
+
+export class FileMapLease {
+  readonly gate = new MapGateOwner();
+  readonly #name: string;
+  readonly #fd: number;
+  readonly #length: number;
+  /** A read-only fd can only hold a read lease (no writer may open); a read/write one a write lease (nobody may open). */
+  readonly #type: number;
+  readonly #retryMs: number;
+  #held = false;
+  #retry: ReturnType<typeof setTimeout> | null = null;
+  #destroyed = false;
+  /** Why the file is not mapped now (bdev_get_bdevs, log); '' while mapped. */
+  reason = '';
+  readonly #unsubscribe: () => void;
+  readonly #unregister: () => void;
+
+  constructor(opts: FileMapLeaseOptions) {
+    this.#name = opts.name;
+    this.#fd = opts.fd;
+    this.#length = opts.length;
+    this.#type = opts.readonly ? F_RDLCK : F_WRLCK;
+    this.#retryMs = opts.retryMs ?? FILE_MAP_RETRY_MS;
+    this.#unsubscribe = onLeaseBreak(() => this.#onSignal());
+    this.#unregister = registerLeaseHolder(opts.identity, () => this.#drop('this process opens the file again'));
+    this.#tryTake();
+  }
+
+  /** The channels may use their mappings now. */
+  get mapped(): boolean {
+    return this.gate.isOpen;
+  }
+
+  #tryTake(): void {
+    this.#retry = null;
+    if (this.#destroyed || this.#held) return;
+    const r = setLease(this.#fd, this.#type);
+    if (r < 0) {
+      const detail = r === -EAGAIN ? ': the file is open elsewhere' : r === -EACCES ? ': only the owner of the file (or CAP_LEASE) may take one' : '';
+      // Only "open elsewhere" can change by itself.
+      this.#refused(`no file lease (${errnoName(-r)}${detail})`, r === -EAGAIN);
+      return;
+    }
+    this.#held = true;
+    // Under the lease nobody else can open the file, so what is checked now stays true.
+    const size = fdSize(this.#fd);
+    if (size < this.#length) return this.#giveBack(`the file holds ${size} bytes, the bdev maps ${this.#length}`);
+    const hole = firstHole(this.#fd, 0);
+    if (hole < 0) return this.#giveBack(`cannot look for holes (${errnoName(-hole)})`);
+    if (hole < this.#length) return this.#giveBack(`the file has a hole at byte ${hole} (sparse files are not mapped: write or fallocate it in full)`);
+    this.gate.open();
+    if (this.reason !== '') log.info({ bdev: this.#name }, 'file mapped again: reads and writes are memory copies');
+    this.reason = '';
+  }
+
+  /** Lets go of a lease whose checks failed, and tries again later. */
+  #giveBack(why: string): void {
+    setLease(this.#fd, F_UNLCK);
+    this.#held = false;
+    this.#refused(why, true);
+  }
+
+  #refused(why: string, retry: boolean): void {
+    if (why !== this.reason) {
+      log.info({ bdev: this.#name, reason: why, retry_s: retry ? this.#retryMs / 1000 : null }, 'file not mapped: reads and writes go through system calls');
+    }
+    this.reason = why;
+    if (retry) this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#destroyed || this.#retry !== null) return;
+    this.#retry = setTimeout(() => this.#tryTake(), this.#retryMs);
+    this.#retry.unref();
+  }
+
+  /** SIGIO: some lease is breaking; ours if it no longer reads as the type taken. */
+  #onSignal(): void {
+    if (this.#held && getLease(this.#fd) !== this.#type) this.#drop('another process opened or truncated the file');
+  }
+
+  /** Closes the gate (waits for copies in progress), then lets the blocked opener go. */
+  #drop(why: string, retry = true): void {
+    if (!this.#held) return;
+    this.gate.close(1000, (slot) => log.warn({ bdev: this.#name, slot }, 'a copy through the file mapping takes over 1 s: the lease is released after it'));
+    setLease(this.#fd, F_UNLCK);
+    this.#held = false;
+    if (retry) this.#refused(why, true);
+    else this.reason = why;
+  }
+
+  /** Unmaps for good: closes the gate, drops the lease, closes the fd. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#drop('the bdev is deleted', false);
+    this.#destroyed = true;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
+    this.#unsubscribe();
+    this.#unregister();
+    closeFd(this.#fd);
+  }
+}
