@@ -79,7 +79,7 @@ export class ScsiController extends VhostController {
         op: 'scsi.target',
         deviceId: this.deviceId,
         target: num,
-        luns: [{ lunId: 0, info: scsiLunInfoFromBdev(bdev), bdev: bdev.channelSpec(), shared: createLunSharedState() }],
+        luns: [{ lunId: 0, info: scsiLunInfoFromBdev(bdev), bdev: bdev.channelSpec(), shared: createLunSharedState(this.reactors.length) }],
       });
     } catch (e) {
       this.bdevs.release(bdev.name);

@@ -28,6 +28,11 @@ export interface VirtioDeviceModel {
   pollBackends(): number;
   /** Called every loop turn after the queues ran; for deferred work (events). */
   afterPoll(): void;
+  /**
+   * The reactor goes to sleep with nothing in flight (true), or woke and is about to poll (false).
+   * State shared with other reactors may rely on it: a sleeping reactor starts no I/O.
+   */
+  setAsleep(asleep: boolean): void;
   /** Kind-specific control-plane commands (targets, bdev, resize); throws on ones it does not know. */
   control(cmd: DeviceControl): void;
   reset(): void;

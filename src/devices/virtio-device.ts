@@ -265,6 +265,11 @@ export class VirtioDevice {
     return arrived;
   }
 
+  /** The reactor sleeps with nothing in flight (true) or woke (false): see VirtioDeviceModel.setAsleep. */
+  setAsleep(asleep: boolean): void {
+    this.model.setAsleep(asleep);
+  }
+
   disarmNotifications(): void {
     for (const slot of this.running) slot.vq!.disableNotifications();
   }

@@ -8,7 +8,7 @@ export interface ScsiLunConfig {
   lunId: number;
   info: ScsiLunInfo;
   bdev: BdevChannelSpec;
-  /** LunSharedState buffer: the same for the LUN's instances in every reactor of the device. */
+  /** LunSharedState buffer (createLunSharedState, a range lock row per reactor): the same for the LUN's instances in every reactor of the device. */
   shared: SharedArrayBuffer;
 }
 

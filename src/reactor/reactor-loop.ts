@@ -251,7 +251,11 @@ export class ReactorLoop implements DeviceHost {
     this.sleeps++;
     // Pending stops or retired memory need the loop to come back soon even without kicks.
     const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
+    // Nothing is in flight: other reactors need not wait for this one while it sleeps (SCSI range
+    // locks), and it says so before it can start anything again.
+    for (let i = 0; i < devices.length; i++) devices[i].setAsleep(true);
     const n = this.epoll.wait(timeout);
+    for (let i = 0; i < devices.length; i++) devices[i].setAsleep(false);
     for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
   }
 

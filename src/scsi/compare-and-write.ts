@@ -1,7 +1,8 @@
 // COMPARE AND WRITE (SBC-3 5.2): read the range into the LUN's scratch buffer, compare it with
 // the first half of the data-out buffer, and on a match write the second half. Atomic per LUN
-// range: the engine runs it only when no overlapping write is in flight and holds back
-// overlapping writes until it finishes.
+// range, across every queue: the engine takes the range lock of the LUN's shared state and runs it
+// only when no overlapping write is in flight on any reactor, and holds back overlapping writes
+// (on every reactor) until it finishes.
 import type { ScsiTask } from './scsi-task.ts';
 import type { ScsiLun } from './scsi-lun.ts';
 import type { ScsiIoContext } from './scsi-io-context.ts';

@@ -1,10 +1,12 @@
-// The state of a LUN that exists once per I_T nexus, not once per thread: pending unit attentions
-// and the mode parameters a guest may change (WCE, D_SENSE). A virtio-scsi device spread over
-// several reactors has a ScsiLun for the same LUN in each; they share this through one
-// SharedArrayBuffer, so a unit attention is reported once and a MODE SELECT applies to every
-// queue. Plain Atomics loads on the command path (no allocation); the unit attention FIFO takes a
-// short spin lock only when it changes.
+// The state of a LUN that exists once per I_T nexus, not once per thread: pending unit attentions,
+// the mode parameters a guest may change (WCE, D_SENSE) and the LBA range locks of COMPARE AND
+// WRITE. A virtio-scsi device spread over several reactors has a ScsiLun for the same LUN in each;
+// they share this through one SharedArrayBuffer, so a unit attention is reported once, a MODE
+// SELECT applies to every queue and a COMPARE AND WRITE is atomic against writes on any queue.
+// Plain Atomics loads on the command path (no allocation); the unit attention FIFO takes a short
+// spin lock only when it changes.
 import { ScsiConfigError } from './scsi-errors.ts';
+import { RangeLockTable, rangeLockTableWords } from './range-lock-table.ts';
 
 const INIT = 0;
 const WCE = 1;
@@ -13,23 +15,40 @@ export const UA_LOCK = 3;
 export const UA_COUNT = 4;
 export const UA_CODES = 5;
 export const UA_CAPACITY = 8;
-const WORDS = UA_CODES + UA_CAPACITY;
-export const LUN_SHARED_STATE_BYTES = WORDS * 4;
+/** How many instances (reactors) the range lock table has rows for; set at creation. */
+const INSTANCES = UA_CODES + UA_CAPACITY;
+const HEADER_WORDS = INSTANCES + 1;
 
-/** A fresh shared state for one LUN (control plane; posted to each reactor with the LUN config). */
-export function createLunSharedState(): SharedArrayBuffer {
-  return new SharedArrayBuffer(LUN_SHARED_STATE_BYTES);
+function stateBytes(instances: number): number {
+  return (HEADER_WORDS + rangeLockTableWords(instances)) * 4;
+}
+
+/**
+ * A fresh shared state for one LUN (control plane; posted to each reactor with the LUN config).
+ * `instances`: the reactors that will hold the LUN (each takes a row of the range lock table).
+ */
+export function createLunSharedState(instances: number): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(stateBytes(instances));
+  new Int32Array(buffer)[INSTANCES] = instances;
+  return buffer;
 }
 
 export class LunSharedState {
   readonly words: Int32Array;
+  readonly rangeLocks: RangeLockTable;
 
   /** Without a buffer the state is private to this LUN instance (one reactor, unit tests). */
   constructor(buffer?: SharedArrayBuffer) {
-    if (buffer !== undefined && (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength !== LUN_SHARED_STATE_BYTES)) {
-      throw new ScsiConfigError('SCSI_BAD_LUN_STATE', `LUN shared state must be a SharedArrayBuffer of ${LUN_SHARED_STATE_BYTES} bytes`);
+    const memory = buffer ?? new ArrayBuffer(stateBytes(1));
+    if (buffer !== undefined && (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < HEADER_WORDS * 4)) {
+      throw new ScsiConfigError('SCSI_BAD_LUN_STATE', 'LUN shared state must be a SharedArrayBuffer made by createLunSharedState');
     }
-    this.words = new Int32Array(buffer ?? new ArrayBuffer(LUN_SHARED_STATE_BYTES));
+    this.words = new Int32Array(memory, 0, HEADER_WORDS);
+    const instances = buffer === undefined ? 1 : this.words[INSTANCES];
+    if (buffer !== undefined && (!Number.isInteger(instances) || instances < 1 || memory.byteLength !== stateBytes(instances))) {
+      throw new ScsiConfigError('SCSI_BAD_LUN_STATE', `LUN shared state of ${memory.byteLength} bytes does not hold a range lock table for ${instances} instances`);
+    }
+    this.rangeLocks = new RangeLockTable(new Int32Array(memory, HEADER_WORDS * 4), instances);
   }
 
   /** True for the first instance only: it sets the power-on state the others then share. */

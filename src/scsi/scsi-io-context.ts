@@ -17,6 +17,8 @@ export const IO_STATE_FREE = 0;
 /** Waiting for a conflicting command (shared scratch buffer, COMPARE AND WRITE range). */
 export const IO_STATE_DEFERRED = 1;
 export const IO_STATE_RUNNING = 2;
+/** COMPARE AND WRITE holding its range lock, waiting for the LUN's other reactors to acknowledge it. */
+export const IO_STATE_LOCKING = 3;
 
 /** Receives the completions that arrive after the submitting call returned. */
 export interface ScsiIoOwner {

@@ -2,7 +2,9 @@
 // ones from preallocated buffers, and runs bdev I/O through per-task contexts. It tracks every task
 // holding a context (the task set) for ABORT TASK, ABORT TASK SET, QUERY TASK and LOGICAL UNIT
 // RESET, and keeps the unit attention conditions. Lives on one reactor thread; nothing here is
-// allocated per READ/WRITE.
+// allocated per READ/WRITE. COMPARE AND WRITE is atomic against writes of the LUN's instances in
+// other reactors through the shared range lock table (range-lock-table.ts): writes overlapping a
+// lock are parked and retried from poll(), which also acknowledges the other instances' locks.
 import type { BdevChannel } from '../bdev/bdev.ts';
 import { BDEV_EINVAL, BDEV_ENOMEM, BDEV_ENOSPC, BDEV_ENOTSUP, BDEV_EROFS } from '../bdev/bdev.ts';
 import { SgList } from '../iovec/sg-list.ts';
@@ -14,6 +16,7 @@ import * as C from './scsi-constants.ts';
 import { fieldPointer, SENSE_NONE, setCheckCondition } from './sense.ts';
 import { UnitAttentionQueue } from './unit-attention.ts';
 import { LunSharedState } from './lun-shared-state.ts';
+import { RANGE_LOCK_BUSY, RANGE_LOCK_TAKEN, type RangeLockHolder, type RangeLockTable } from './range-lock-table.ts';
 import { asciiField, naaFromUuid, serialFromUuid, t10VendorIdFromUuid } from './identification.ts';
 import {
   IO_OP_COMPARE_AND_WRITE,
@@ -25,6 +28,7 @@ import {
   IO_OP_WRITE_SAME,
   IO_OP_WRITE_SAME_UNMAP,
   IO_STATE_DEFERRED,
+  IO_STATE_LOCKING,
   IO_STATE_RUNNING,
   ScsiIoContext,
   ScsiIoPool,
@@ -56,7 +60,7 @@ function overlaps(a: ScsiIoContext, b: ScsiIoContext): boolean {
   return a.lba < b.lba + b.blocks && b.lba < a.lba + a.blocks;
 }
 
-export class ScsiLun implements ScsiIoOwner {
+export class ScsiLun implements ScsiIoOwner, RangeLockHolder {
   readonly id: number;
   readonly info: ScsiLunInfo;
   readonly channel: BdevChannel;
@@ -90,6 +94,12 @@ export class ScsiLun implements ScsiIoOwner {
   private readonly tasks = new ScsiTaskSet();
   private exclusiveOwner: ScsiIoContext | null = null;
   private deferredCount = 0;
+  /** This instance's handle on the LUN's range locks (shared with the other reactors). */
+  private readonly locks: RangeLockTable;
+  /** locks.releases when the deferred tasks were last retried from poll(). */
+  private seenReleases = 0;
+  /** A COMPARE AND WRITE found the lock table busy: retry at the next poll(). */
+  private lockRetry = false;
   private draining = false;
   private drainAgain = false;
   private readonly pendingTmfs: PendingTmf[] = [];
@@ -128,11 +138,26 @@ export class ScsiLun implements ScsiIoOwner {
     this.t10VendorId = t10VendorIdFromUuid(info.uuid);
 
     this.pool = new ScsiIoPool(this, INITIAL_CONTEXTS, MAX_CONTEXTS);
+    this.locks = this.shared.rangeLocks;
+    if (!this.locks.join()) {
+      throw new ScsiConfigError('SCSI_LUN_INSTANCES', `LUN ${id} of bdev ${info.bdevName}: its shared state has room for ${this.locks.instances} instances, all taken`);
+    }
     // Power on, once per LUN: a later instance in another reactor must not report it again.
     if (this.shared.claimInit()) {
       this.shared.wce = info.writeCache;
       this.unitAttention.reset();
     }
+  }
+
+  /** The LUN leaves this reactor: its range lock (if any) goes and the other instances stop waiting for it; the channel closes. */
+  close(): void {
+    this.locks.leave();
+    this.channel.close();
+  }
+
+  /** The reactor sleeps with nothing in flight (true) or woke (false): see RangeLockTable.setAsleep. */
+  setAsleep(asleep: boolean): void {
+    this.locks.setAsleep(asleep);
   }
 
   // Mode parameters (current values), in the shared state.
@@ -162,9 +187,28 @@ export class ScsiLun implements ScsiIoOwner {
     return this.tasks.size;
   }
 
-  /** Reaps the channel's asynchronous completions; returns how many completed. */
+  /**
+   * Reaps the channel's asynchronous completions; returns how many completed. While some instance
+   * holds a range lock, also acknowledges the others' locks, moves this one's COMPARE AND WRITE on
+   * once its lock is granted, and retries tasks parked behind a lock that went.
+   */
   poll(): number {
-    return this.channel.poll();
+    const n = this.channel.poll();
+    if (this.locks.active) {
+      this.locks.acknowledge(this);
+      const owner = this.exclusiveOwner;
+      if (owner !== null && owner.state === IO_STATE_LOCKING) this.awaitGrant(owner);
+    }
+    if (this.deferredCount > 0) this.retryParked();
+    return n;
+  }
+
+  /** A write of this instance overlapping the range is at the bdev (a COMPARE AND WRITE's own lock excludes the others'). */
+  writeInFlight(lba: number, blocks: number): boolean {
+    for (let c = this.tasks.head; c !== null; c = c.next) {
+      if (c.state === IO_STATE_RUNNING && c.op !== IO_OP_COMPARE_AND_WRITE && isWriteOp(c.op) && c.lba < lba + blocks && lba < c.lba + c.blocks) return true;
+    }
+    return false;
   }
 
   /** The bdev's capacity changed: apply it and report CAPACITY DATA HAS CHANGED once. */
@@ -268,8 +312,7 @@ export class ScsiLun implements ScsiIoOwner {
   startIo(ctx: ScsiIoContext): void {
     this.tasks.append(ctx);
     if (this.canStart(ctx)) {
-      this.begin(ctx);
-      this.run(ctx);
+      this.start(ctx);
     } else {
       ctx.state = IO_STATE_DEFERRED;
       this.deferredCount++;
@@ -282,26 +325,49 @@ export class ScsiLun implements ScsiIoOwner {
     if (this.step(ctx, status)) this.run(ctx);
   }
 
+  /** True when ctx may start now; for COMPARE AND WRITE that takes its range lock. */
   private canStart(ctx: ScsiIoContext): boolean {
     const op = ctx.op;
     if (op === IO_OP_READ || op === IO_OP_FLUSH) return true;
     const owner = this.exclusiveOwner;
-    if (op === IO_OP_WRITE_SAME || op === IO_OP_VERIFY) return owner === null;
+    if (op === IO_OP_VERIFY) return owner === null;
+    if (op === IO_OP_WRITE_SAME) return owner === null && this.unlocked(ctx);
     if (op === IO_OP_COMPARE_AND_WRITE) {
       if (owner !== null) return false;
       for (let c = this.tasks.head; c !== null; c = c.next) {
         if (c.state === IO_STATE_RUNNING && isWriteOp(c.op) && overlaps(c, ctx)) return false;
       }
-      return true;
+      const r = this.locks.tryLock(ctx.lba, ctx.blocks);
+      if (r === RANGE_LOCK_BUSY) this.lockRetry = true;
+      return r === RANGE_LOCK_TAKEN;
     }
-    // Other writes wait only for an overlapping COMPARE AND WRITE.
-    return owner === null || owner.op !== IO_OP_COMPARE_AND_WRITE || !overlaps(owner, ctx);
+    // Other writes wait only for an overlapping COMPARE AND WRITE, here or in another reactor.
+    if (owner !== null && owner.op === IO_OP_COMPARE_AND_WRITE && overlaps(owner, ctx)) return false;
+    return this.unlocked(ctx);
   }
 
-  private begin(ctx: ScsiIoContext): void {
-    ctx.state = IO_STATE_RUNNING;
+  /** No range lock of any instance covers the write (one Atomics.load while there is none). */
+  private unlocked(ctx: ScsiIoContext): boolean {
+    return !this.locks.active || !this.locks.blocked(ctx.lba, ctx.blocks);
+  }
+
+  private start(ctx: ScsiIoContext): void {
     const op = ctx.op;
     if (op === IO_OP_WRITE_SAME || op === IO_OP_VERIFY || op === IO_OP_COMPARE_AND_WRITE) this.exclusiveOwner = ctx;
+    // A COMPARE AND WRITE holds its lock from here; it reads once the other reactors let it go.
+    if (op === IO_OP_COMPARE_AND_WRITE && !this.locks.granted()) {
+      ctx.state = IO_STATE_LOCKING;
+      return;
+    }
+    ctx.state = IO_STATE_RUNNING;
+    this.run(ctx);
+  }
+
+  private awaitGrant(ctx: ScsiIoContext): void {
+    if (ctx.task!.aborted) return this.finish(ctx);
+    if (!this.locks.granted()) return;
+    ctx.state = IO_STATE_RUNNING;
+    this.run(ctx);
   }
 
   /**
@@ -373,7 +439,10 @@ export class ScsiLun implements ScsiIoOwner {
   private finish(ctx: ScsiIoContext): void {
     const task = ctx.task!;
     if (ctx.state === IO_STATE_DEFERRED) this.deferredCount--;
-    if (this.exclusiveOwner === ctx) this.exclusiveOwner = null;
+    if (this.exclusiveOwner === ctx) {
+      this.exclusiveOwner = null;
+      if (ctx.op === IO_OP_COMPARE_AND_WRITE) this.locks.unlock();
+    }
     this.tasks.remove(ctx);
     this.pool.release(ctx);
     this.complete(task);
@@ -392,14 +461,22 @@ export class ScsiLun implements ScsiIoOwner {
       for (let c = this.tasks.head; c !== null; c = c.next) {
         if (c.state === IO_STATE_DEFERRED && this.canStart(c)) {
           this.deferredCount--;
-          this.begin(c);
-          this.run(c); // may finish tasks and change the list: rescan from the head
+          this.start(c); // may finish tasks and change the list: rescan from the head
           this.drainAgain = true;
           break;
         }
       }
     } while (this.drainAgain && this.deferredCount > 0);
     this.draining = false;
+  }
+
+  /** Deferred tasks that may wait for another reactor's lock: retried when a lock went (or the table was busy). */
+  private retryParked(): void {
+    const releases = this.locks.releases;
+    if (releases === this.seenReleases && !this.lockRetry) return;
+    this.seenReleases = releases;
+    this.lockRetry = false;
+    this.drainDeferred();
   }
 
   private complete(task: ScsiTask): void {
@@ -461,11 +538,11 @@ export class ScsiLun implements ScsiIoOwner {
       t.aborted = true;
       tmf.waitFor(c);
     }
-    // Deferred tasks never reached the bdev: finish them now. Running ones finish when their
-    // bdev call completes (the engine stops at the next step).
+    // Deferred tasks and a COMPARE AND WRITE waiting for its lock never reached the bdev: finish
+    // them now. Running ones finish when their bdev call completes (the engine stops at the next step).
     for (;;) {
       let c = this.tasks.head;
-      while (c !== null && !(c.state === IO_STATE_DEFERRED && c.task!.aborted)) c = c.next;
+      while (c !== null && !((c.state === IO_STATE_DEFERRED || c.state === IO_STATE_LOCKING) && c.task!.aborted)) c = c.next;
       if (c === null) break;
       this.finish(c);
     }

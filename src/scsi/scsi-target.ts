@@ -77,6 +77,12 @@ export class ScsiTarget {
     return n;
   }
 
+  /** The reactor sleeps with nothing in flight (true) or woke (false); the LUNs tell their other reactors. */
+  setAsleep(asleep: boolean): void {
+    const list = this.lunList;
+    for (let i = 0; i < list.length; i++) list[i].setAsleep(asleep);
+  }
+
   abortTask(lunId: number, tagLo: number, tagHi: number, waiter: ScsiTmfWaiter): void {
     const lun = this.luns.get(lunId);
     if (lun === undefined) waiter.scsiTmfDone(SCSI_TMF_INCORRECT_LUN);

@@ -188,6 +188,39 @@ test('QUERY TASK, QUERY TASK SET and ABORT TASK find a command running on the no
   }
 });
 
+test('COMPARE AND WRITE in flight on one reactor holds back an overlapping WRITE from the other; a disjoint WRITE goes', async () => {
+  const a = await attach();
+  try {
+    await clearUnitAttention(a.drv, SLOW);
+    const l0 = a.drv.lun(SLOW);
+    l0.qi = 0;
+    const l1 = a.drv.lun(SLOW);
+    l1.qi = 1;
+    const old = new Uint8Array(512).fill(0x11);
+    assert.equal((await l0.write10(200, old)).status, 0);
+    // COMPARE AND WRITE(16) of block 200: expects `old`, writes 0x22 (a read then a write, SLOW_MS each).
+    const cdb = new Uint8Array(16);
+    cdb[0] = 0x89;
+    new DataView(cdb.buffer).setBigUint64(2, 200n);
+    cdb[13] = 1;
+    const out = new Uint8Array(1024);
+    out.set(old);
+    out.fill(0x22, 512);
+    const order: string[] = [];
+    const caw = timed(l0.command(cdb, out, 0), order, 'caw');
+    await new Promise((r) => setTimeout(r, SLOW_MS / 4)); // the CAW is reading on queue 0's reactor
+    const write = timed(l1.write10(200, new Uint8Array(512).fill(0x33)), order, 'write');
+    const other = timed(l1.write10(300, new Uint8Array(512).fill(0x44)), order, 'other');
+    const results = await Promise.all([caw, write, other]);
+    assert.deepEqual(results.map((r) => [r.response, r.status]), [[S_OK, 0], [S_OK, 0], [S_OK, 0]]);
+    assert.deepEqual(order, ['other', 'caw', 'write'], 'the overlapping write waited for the CAW, the disjoint one did not');
+    const back = await l1.read10(200, 1);
+    assert.deepEqual(back.data, new Uint8Array(512).fill(0x33), 'the write landed after the CAW, not under it');
+  } finally {
+    await a.close();
+  }
+});
+
 test('a hot-plugged target and a resize each produce exactly one event', async () => {
   const a = await attach(FRONTEND_RING_FEATURES | (1n << VIRTIO_SCSI_F_HOTPLUG) | (1n << VIRTIO_SCSI_F_CHANGE));
   try {

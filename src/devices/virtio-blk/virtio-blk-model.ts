@@ -67,6 +67,8 @@ export class VirtioBlkModel implements VirtioDeviceModel {
 
   afterPoll(): void {}
 
+  setAsleep(): void {}
+
   reset(): void {}
 
   close(): void {

@@ -50,7 +50,7 @@ export class ScsiTargetSet {
           t.addLun(lun);
         }
       } catch (e) {
-        for (const lun of opened) lun.channel.close();
+        for (const lun of opened) lun.close();
         throw e;
       }
       this.targets[num] = t;
@@ -82,11 +82,18 @@ export class ScsiTargetSet {
     return n;
   }
 
+  /** The reactor sleeps with nothing in flight (true) or woke (false). */
+  setAsleep(asleep: boolean): void {
+    const a = this.active;
+    for (let i = 0; i < a.length; i++) a[i].setAsleep(asleep);
+    for (let i = 0; i < this.removed.length; i++) this.removed[i].setAsleep(asleep);
+  }
+
   releaseRemoved(): void {
     if (this.removed.length === 0) return;
     this.removed = this.removed.filter((lun) => {
       if (lun.activeTasks > 0) return true;
-      lun.channel.close();
+      lun.close();
       return false;
     });
   }
@@ -98,7 +105,7 @@ export class ScsiTargetSet {
 
   close(): void {
     for (let i = 0; i < this.targets.length; i++) if (this.targets[i]) this.setTarget(i, null);
-    for (const lun of this.removed) lun.channel.close();
+    for (const lun of this.removed) lun.close();
     this.removed = [];
   }
 }

@@ -117,6 +117,10 @@ export class VirtioScsiModel implements VirtioDeviceModel {
     this.targets.releaseRemoved();
   }
 
+  setAsleep(asleep: boolean): void {
+    this.targets.setAsleep(asleep);
+  }
+
   reset(): void {
     this.features = 0n;
     this.controlQueue.dropRelayed();

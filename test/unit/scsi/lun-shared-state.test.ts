@@ -10,7 +10,7 @@ import { RamChannel, lunInfo, run, outcome } from './scsi-test-kit.ts';
 const TUR = [0, 0, 0, 0, 0, 0];
 
 function pair(): [ScsiLun, ScsiLun] {
-  const shared = createLunSharedState();
+  const shared = createLunSharedState(2);
   return [new ScsiLun(0, lunInfo(), new RamChannel(512, 64), shared), new ScsiLun(0, lunInfo(), new RamChannel(512, 64), shared)];
 }
 
