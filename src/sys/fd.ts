@@ -1,5 +1,5 @@
 // File-descriptor basics: close, flags, size, small reads/writes.
-import { c, F_GETFL, F_SETFL, O_NONBLOCK, nativeScratch } from './libc.ts';
+import { c, F_DUPFD_CLOEXEC, F_GETFL, F_SETFL, O_NONBLOCK, nativeScratch } from './libc.ts';
 import { EAGAIN, lastErrno, SysError, throwErrno } from './errno.ts';
 
 /** Closes fd; errors are ignored except EBADF, which means a double close (a bug). */
@@ -35,8 +35,9 @@ export function ftruncateFd(fd: number, size: number): void {
   if (c.ftruncate(fd, size) < 0) throwErrno('ftruncate', `fd ${fd} size ${size}`);
 }
 
+/** A duplicate with close-on-exec (F_DUPFD_CLOEXEC): a child process must not inherit guest memory or a leased file. */
 export function dupFd(fd: number): number {
-  const r = c.dup(fd);
+  const r = c.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (r < 0) throwErrno('dup', `fd ${fd}`);
   return r;
 }

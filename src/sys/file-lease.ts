@@ -3,6 +3,7 @@
 // /proc/sys/fs/lease-break-time seconds). A mapped file guarded by a lease cannot shrink under
 // the mapping without warning. Main thread only: the signal is delivered to the process and
 // handled on the main thread's event loop.
+import { readFileSync } from 'node:fs';
 import { c } from './libc.ts';
 import { lastErrno } from './errno.ts';
 
@@ -27,7 +28,24 @@ const breakListeners = new Set<() => void>();
 let signalInstalled = false;
 
 function onSigio(): void {
-  for (const l of breakListeners) l();
+  // One failing listener must not keep the others from letting go of their leases.
+  for (const l of breakListeners) {
+    try {
+      l();
+    } catch (e) {
+      process.emitWarning(`lease break listener failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** /proc/sys/fs/lease-break-time in seconds: how long the kernel waits for a holder; null when unreadable. */
+export function leaseBreakSeconds(): number | null {
+  try {
+    const v = Number(readFileSync('/proc/sys/fs/lease-break-time', 'utf8').trim());
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -11,7 +11,6 @@ export const c = {
   fcntl: libc.func('int fcntl(int, int, int)'),
   fstat: libc.func('int fstat(int, void *)'),
   ftruncate: libc.func('int ftruncate(int, int64_t)'),
-  dup: libc.func('int dup(int)'),
   socket: libc.func('int socket(int, int, int)'),
   socketpair: libc.func('int socketpair(int, int, int, _Out_ int *sv)'),
   bind: libc.func('int bind(int, const void *, uint32_t)'),
@@ -52,3 +51,4 @@ export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
+export const F_DUPFD_CLOEXEC = 1030;

@@ -4,6 +4,8 @@
 // a SIGBUS that ends the daemon, so the mappings are only touched while this holds a lease on the
 // file (nobody else has it open, so nobody can shrink it or punch holes) and the file has no holes
 // (checked under the lease; the channels write zeroes instead of punching while the bdev maps).
+// The lease is a write lease even for a read-only bdev: a read lease is not broken by an
+// open(O_RDONLY | O_TRUNC), which truncates all the same.
 // When another process opens or truncates the file, the kernel holds that call back and sends
 // SIGIO: the gate is closed (waiting for copies in progress), the lease dropped, and the channels
 // go back to read/write calls. The lease is asked for again every retryMs. Main thread only.
@@ -11,11 +13,17 @@ import { componentLogger } from '../../log/logger.ts';
 import { errnoName } from '../../sys/errno.ts';
 import { closeFd, fdSize } from '../../sys/fd.ts';
 import { firstHole } from '../../sys/block-file.ts';
-import { F_RDLCK, F_UNLCK, F_WRLCK, getLease, onLeaseBreak, registerLeaseHolder, setLease } from '../../sys/file-lease.ts';
+import { F_UNLCK, F_WRLCK, getLease, leaseBreakSeconds, onLeaseBreak, registerLeaseHolder, setLease } from '../../sys/file-lease.ts';
 import { MapGateOwner } from './file-map-gate.ts';
 
 /** Default pause between attempts to take the lease again after losing or not getting it. */
 export const FILE_MAP_RETRY_MS = 10_000;
+/**
+ * Below this lease-break time (seconds) the file is not mapped: the kernel lets a breaker go on
+ * after it whether or not the main thread answered, and a truncate then meets reactors still
+ * copying (SIGBUS). 45 s by default.
+ */
+export const MIN_LEASE_BREAK_SECONDS = 5;
 
 const EAGAIN = 11;
 const EACCES = 13;
@@ -31,7 +39,6 @@ export interface FileMapLeaseOptions {
   identity: string;
   /** Bytes the channels map: the file must hold at least this many, all allocated. */
   length: number;
-  readonly: boolean;
   retryMs?: number;
 }
 
@@ -40,8 +47,7 @@ export class FileMapLease {
   readonly #name: string;
   readonly #fd: number;
   readonly #length: number;
-  /** A read-only fd can only hold a read lease (no writer may open); a read/write one a write lease (nobody may open). */
-  readonly #type: number;
+  readonly #type = F_WRLCK;
   readonly #retryMs: number;
   #held = false;
   #retry: ReturnType<typeof setTimeout> | null = null;
@@ -55,7 +61,6 @@ export class FileMapLease {
     this.#name = opts.name;
     this.#fd = opts.fd;
     this.#length = opts.length;
-    this.#type = opts.readonly ? F_RDLCK : F_WRLCK;
     this.#retryMs = opts.retryMs ?? FILE_MAP_RETRY_MS;
     this.#unsubscribe = onLeaseBreak(() => this.#onSignal());
     this.#unregister = registerLeaseHolder(opts.identity, () => this.#drop('this process opens the file again'));
@@ -70,6 +75,10 @@ export class FileMapLease {
   #tryTake(): void {
     this.#retry = null;
     if (this.#destroyed || this.#held) return;
+    const breakS = leaseBreakSeconds();
+    if (breakS !== null && breakS < MIN_LEASE_BREAK_SECONDS) {
+      return this.#refused(`/proc/sys/fs/lease-break-time is ${breakS} s (under ${MIN_LEASE_BREAK_SECONDS} s, a stalled event loop could let a truncate through)`, true);
+    }
     const r = setLease(this.#fd, this.#type);
     if (r < 0) {
       const detail = r === -EAGAIN ? ': the file is open elsewhere' : r === -EACCES ? ': only the owner of the file (or CAP_LEASE) may take one' : '';
@@ -83,7 +92,8 @@ export class FileMapLease {
     if (size < this.#length) return this.#giveBack(`the file holds ${size} bytes, the bdev maps ${this.#length}`);
     const hole = firstHole(this.#fd, 0);
     if (hole < 0) return this.#giveBack(`cannot look for holes (${errnoName(-hole)})`);
-    if (hole < this.#length) return this.#giveBack(`the file has a hole at byte ${hole} (sparse files are not mapped: write or fallocate it in full)`);
+    // tmpfs also reports fallocated, never written ranges as holes.
+    if (hole < this.#length) return this.#giveBack(`the file has a hole at byte ${hole} (write it in full to have it mapped)`);
     this.gate.open();
     if (this.reason !== '') log.info({ bdev: this.#name }, 'file mapped again: reads and writes are memory copies');
     this.reason = '';

@@ -10,7 +10,7 @@ import { checkBdevName, checkBlockSize, normalizeUuid } from '../bdev-geometry.t
 import { componentLogger } from '../../log/logger.ts';
 import { closeFd } from '../../sys/fd.ts';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../sys/block-io-libc.ts';
-import { blockDeviceAttr, blockFileInfo, fallocateSync, openBlockFile, probeAlignedRead, type BlockFileInfo } from '../../sys/block-file.ts';
+import { blockDeviceAttr, blockFileInfo, fallocateSync, firstHole, openBlockFile, probeAlignedRead, type BlockFileInfo } from '../../sys/block-file.ts';
 import { FileMapLease } from './uring-file-map.ts';
 
 export const URING_MODULE = 'uring';
@@ -144,6 +144,8 @@ export class UringBdev implements Bdev {
   readonly mmap: boolean;
   #spec: UringChannelSpec | null;
   readonly #fileMap: FileMapLease | null;
+  /** Set when a memory-file-system file was not mapped at all because it was sparse. */
+  #sparseReason = '';
 
   constructor(opts: UringBdevOptions) {
     checkBdevName(opts.name);
@@ -180,7 +182,9 @@ export class UringBdev implements Bdev {
       }
       if (!Number.isSafeInteger(info.size)) throw new BdevError('BDEV_INVALID_PARAM', `'${opts.filename}' is too large (${info.size} bytes)`);
       unmap = !readonly && fallocate && probeUnmap(fd, info, blockSize);
-      keepFd = info.kind === 'file' && info.mappableMemoryFs && opts.mmap !== false;
+      // A file with holes at creation is never mapped: its channels keep punching holes on
+      // UNMAP (a mapped bdev writes zeroes instead, which would make a thin file thick).
+      keepFd = info.kind === 'file' && info.mappableMemoryFs && opts.mmap !== false && firstHole(fd, 0) >= info.size;
     } finally {
       if (!keepFd) closeFd(fd);
     }
@@ -206,7 +210,16 @@ export class UringBdev implements Bdev {
     this.ioTypes = { read: true, write: !readonly, flush: true, unmap, write_zeroes: !readonly, reset: true };
     this.mmap = opts.mmap !== false;
     const length = this.numBlocks * blockSize;
-    this.#fileMap = keepFd ? new FileMapLease({ name: this.name, fd, identity: info.identity, length, readonly, retryMs: opts.leaseRetryMs }) : null;
+    try {
+      this.#fileMap = keepFd ? new FileMapLease({ name: this.name, fd, identity: info.identity, length, retryMs: opts.leaseRetryMs }) : null;
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+    if (!keepFd && info.kind === 'file' && info.mappableMemoryFs && opts.mmap !== false) {
+      this.#sparseReason = 'the file had holes when the bdev was created (a sparse file is never mapped; UNMAP keeps freeing its memory)';
+      log.info({ bdev: this.name, reason: this.#sparseReason }, 'file not mapped: reads and writes go through system calls');
+    }
     this.#spec = {
       module: 'uring',
       name: this.name,
@@ -233,7 +246,7 @@ export class UringBdev implements Bdev {
 
   /** Why the file is not mapped now ('' when it is, or when the bdev never maps: see `mmap`). */
   get mapReason(): string {
-    return this.#fileMap?.reason ?? '';
+    return this.#fileMap?.reason ?? this.#sparseReason;
   }
 
   channelSpec(): UringChannelSpec {
@@ -250,9 +263,9 @@ export class UringBdev implements Bdev {
       this.moduleName === AIO_MODULE
         ? { filename: this.filename, block_size_override: this.blockSizeOverride, readonly: this.readonly, fallocate: this.fallocate }
         : { filename: this.filename };
-    if (this.#fileMap !== null) {
-      info.mapped = this.#fileMap.mapped;
-      if (!this.#fileMap.mapped) info.map_reason = this.#fileMap.reason;
+    if (this.#fileMap !== null || this.#sparseReason !== '') {
+      info.mapped = this.mapped;
+      if (!this.mapped) info.map_reason = this.mapReason;
     }
     return { [this.moduleName]: info };
   }

@@ -107,7 +107,7 @@ test('a file on tmpfs: bdev_get_bdevs says whether it is mapped and why not; mma
     const [s] = (await t.call('bdev_get_bdevs', { name: 's' })) as Record<string, unknown>[];
     const aio = (s.driver_specific as { aio: Record<string, unknown> }).aio;
     assert.equal(aio.mapped, false);
-    assert.match(String(aio.map_reason), /hole at byte 0/);
+    assert.match(String(aio.map_reason), /had holes/);
     assert.equal(await t.call('bdev_uring_delete', { name: 'm' }), true);
     assert.equal(await t.call('bdev_uring_create', { name: 'm', filename: full, mmap: false }), 'm');
     const [off] = (await t.call('bdev_get_bdevs', { name: 'm' })) as Record<string, unknown>[];
