@@ -11,7 +11,7 @@
 /** Int32 words per slot: 64 bytes. */
 const STRIDE = 16;
 /** Channels of one bdev that can use its mapping at once; more channels go through read/write. */
-export const MAP_GATE_SLOTS = 64;
+export const MAP_GATE_SLOTS = 256;
 
 const STATE = 0;
 const OPEN = 1;

@@ -4,16 +4,16 @@
 // no host address or breaks O_DIRECT alignment. poll() submits everything queued since the last
 // call in one batch, then reaps completions from shared memory and calls the waiters.
 // Requests beyond the engine's depth wait in a fixed backlog. Nothing is allocated per request.
-// A file on tmpfs or ramfs whose bdev holds a lease on it (uring-file-map.ts) is also mapped here:
-// while the bdev's gate is open, reads and writes are copies to and from the mapping, completed
-// inside the call; unmap and write-zeroes then write zeroes instead of punching holes.
+// A file on tmpfs or ramfs that its bdev maps under a lease (uring-file-map.ts): while the bdev's
+// gate is open, reads and writes are copies to and from a view of that mapping, completed inside
+// the call; unmap and write-zeroes write zeroes instead of punching holes.
 import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOTSUP, BDEV_EROFS, BDEV_OK, type BdevChannel, type BdevIoWaiter } from '../bdev.ts';
 import { BdevError } from '../bdev-error.ts';
 import { blocksInRange } from '../bdev-geometry.ts';
 import type { SgList } from '../../iovec/sg-list.ts';
 import { componentLogger } from '../../log/logger.ts';
 import { closeFd, dupFd } from '../../sys/fd.ts';
-import { mmapFd, munmap, PROT_READ, PROT_WRITE, viewOf } from '../../sys/memory.ts';
+import { viewOf } from '../../sys/memory.ts';
 import { MapGateUser } from './file-map-gate.ts';
 import { blockFileInfo, openBlockFile } from '../../sys/block-file.ts';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../../sys/block-io-libc.ts';
@@ -76,6 +76,7 @@ function checkSpec(spec: UringChannelSpec): void {
   if (spec.mapGate !== null && (!Number.isSafeInteger(spec.mapLength) || spec.mapLength <= 0 || spec.mapLength > blockSize * numBlocks)) {
     throw specError(spec, `bad mapLength ${spec.mapLength}`);
   }
+  if (spec.mapGate !== null && (!Number.isSafeInteger(spec.mapAddr) || spec.mapAddr <= 0)) throw specError(spec, `bad mapAddr ${spec.mapAddr}`);
   for (const k of ['memAlign', 'lenAlign'] as const) {
     const v = spec[k];
     if (!Number.isInteger(v) || v < 1 || v > 65536 || (v & (v - 1)) !== 0) throw specError(spec, `${k} ${v} is not a power of two in 1..65536`);
@@ -118,7 +119,6 @@ export class UringChannel implements BdevChannel {
   /** Reads and writes done as copies through the file's mapping (diagnostics and tests). */
   mappedCompletions = 0;
   #map: Uint8Array | null = null;
-  #mapAddr = 0n;
   readonly #mapLength: number;
   #gate: MapGateUser | null = null;
   /** The bdev maps the file: no hole may be punched in it (a read of a hole through a mapping can SIGBUS). */
@@ -230,21 +230,14 @@ export class UringChannel implements BdevChannel {
     this.#blWaiter = new Array<BdevIoWaiter | null>(this.#blCap).fill(null);
   }
 
-  /** Maps the file when the gate has a slot left; without one (or when mmap fails) this channel uses read/write only. */
+  /** A view of the bdev's mapping when the gate has a slot left; without one this channel uses read/write only. */
   #mapFile(spec: UringChannelSpec): void {
     const gate = new MapGateUser(spec.mapGate as SharedArrayBuffer);
     if (!gate.claimed) {
       log.info({ bdev: spec.name }, 'every slot of the file mapping is taken: this channel reads and writes through system calls');
       return;
     }
-    try {
-      this.#mapAddr = mmapFd(this.#fd, this.#mapLength, 0, spec.readonly ? PROT_READ : PROT_READ | PROT_WRITE);
-    } catch (e) {
-      gate.release();
-      log.warn({ bdev: spec.name, err: (e as Error).message }, 'cannot map the file: this channel reads and writes through system calls');
-      return;
-    }
-    this.#map = new Uint8Array(viewOf(this.#mapAddr, this.#mapLength));
+    this.#map = new Uint8Array(viewOf(BigInt(spec.mapAddr), this.#mapLength));
     this.#gate = gate;
   }
 
@@ -564,10 +557,10 @@ export class UringChannel implements BdevChannel {
       }
     }
     this.#e.close();
-    // Copies through the mapping finish inside their call: none is in progress here.
+    // Copies through the mapping finish inside their call: none is in progress here. The
+    // mapping is the bdev's (unmapped when it is destroyed, behind the closed gate).
     if (this.#map !== null) {
       this.#map = null;
-      munmap(this.#mapAddr, this.#mapLength);
       (this.#gate as MapGateUser).release();
       this.#gate = null;
     }

@@ -14,6 +14,7 @@ import { errnoName } from '../../sys/errno.ts';
 import { closeFd, fdSize } from '../../sys/fd.ts';
 import { firstHole } from '../../sys/block-file.ts';
 import { F_UNLCK, F_WRLCK, getLease, leaseBreakSeconds, onLeaseBreak, registerLeaseHolder, setLease } from '../../sys/file-lease.ts';
+import { mmapFd, munmap, PROT_READ, PROT_WRITE } from '../../sys/memory.ts';
 import { MapGateOwner } from './file-map-gate.ts';
 
 /** Default pause between attempts to take the lease again after losing or not getting it. */
@@ -37,13 +38,21 @@ export interface FileMapLeaseOptions {
   fd: number;
   /** blockFileInfo identity of the file. */
   identity: string;
-  /** Bytes the channels map: the file must hold at least this many, all allocated. */
+  /** Bytes mapped: the file must hold at least this many, all allocated. */
   length: number;
+  readonly: boolean;
   retryMs?: number;
 }
 
 export class FileMapLease {
   readonly gate = new MapGateOwner();
+  /**
+   * The one mapping of the file in this process (mappings are process-wide): every channel makes
+   * a view of it. Made at once and unmapped on destroy() after the gate closed for good, so no
+   * view is read after that.
+   */
+  readonly addr: bigint;
+  readonly length: number;
   readonly #name: string;
   readonly #fd: number;
   readonly #length: number;
@@ -61,6 +70,9 @@ export class FileMapLease {
     this.#name = opts.name;
     this.#fd = opts.fd;
     this.#length = opts.length;
+    this.length = opts.length;
+    // Mapping touches no page: safe before the lease; the gate decides when pages may be touched.
+    this.addr = mmapFd(opts.fd, opts.length, 0, opts.readonly ? PROT_READ : PROT_READ | PROT_WRITE);
     this.#retryMs = opts.retryMs ?? FILE_MAP_RETRY_MS;
     this.#unsubscribe = onLeaseBreak(() => this.#onSignal());
     this.#unregister = registerLeaseHolder(opts.identity, () => this.#drop('this process opens the file again'));
@@ -135,11 +147,13 @@ export class FileMapLease {
     else this.reason = why;
   }
 
-  /** Unmaps for good: closes the gate, drops the lease, closes the fd. */
+  /** Unmaps for good: closes the gate, drops the lease, unmaps, closes the fd. */
   destroy(): void {
     if (this.#destroyed) return;
     this.#drop('the bdev is deleted', false);
     this.#destroyed = true;
+    // The gate stays closed from here on: channels still holding views never read them again.
+    munmap(this.addr, this.length);
     if (this.#retry !== null) clearTimeout(this.#retry);
     this.#retry = null;
     this.#unsubscribe();

@@ -2,8 +2,8 @@
 // device. Creation (main thread) opens the path once to learn its size, block size and O_DIRECT
 // alignment and to probe hole punching; every reactor then opens its own fd and ring from
 // channelSpec() (UringChannel). A file on tmpfs or ramfs is the exception: the bdev keeps its fd
-// open, the channels duplicate it (an open of their own would break the lease) and map the file
-// while uring-file-map.ts holds a lease on it.
+// open and maps the file once (uring-file-map.ts); the channels duplicate the fd (an open of their
+// own would break the lease) and copy through views of that mapping while the lease is held.
 import type { Bdev, BdevChannelSpec, BdevIoTypes } from '../bdev.ts';
 import { BdevError } from '../bdev-error.ts';
 import { checkBdevName, checkBlockSize, normalizeUuid } from '../bdev-geometry.ts';
@@ -61,7 +61,8 @@ export interface UringChannelSpec extends BdevChannelSpec {
   sharedFd: number;
   /** The file may be mapped while this gate is open (file-map-gate.ts); null: never map it. */
   mapGate: SharedArrayBuffer | null;
-  /** Bytes to map from offset 0. */
+  /** Address of the bdev's mapping of the file (process-wide; 0 when none) and its length from offset 0. */
+  mapAddr: number;
   mapLength: number;
 }
 
@@ -211,7 +212,7 @@ export class UringBdev implements Bdev {
     this.mmap = opts.mmap !== false;
     const length = this.numBlocks * blockSize;
     try {
-      this.#fileMap = keepFd ? new FileMapLease({ name: this.name, fd, identity: info.identity, length, retryMs: opts.leaseRetryMs }) : null;
+      this.#fileMap = keepFd ? new FileMapLease({ name: this.name, fd, identity: info.identity, length, readonly, retryMs: opts.leaseRetryMs }) : null;
     } catch (e) {
       closeFd(fd);
       throw e;
@@ -235,6 +236,7 @@ export class UringBdev implements Bdev {
       fallocate,
       sharedFd: keepFd ? fd : -1,
       mapGate: this.#fileMap?.gate.buffer ?? null,
+      mapAddr: this.#fileMap !== null ? Number(this.#fileMap.addr) : 0,
       mapLength: length,
     };
   }
