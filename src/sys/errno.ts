@@ -36,3 +36,4 @@ export function lastErrno(): number {
 export const EAGAIN = koffi.os.errno.EAGAIN ?? 11;
 export const EINTR = koffi.os.errno.EINTR ?? 4;
 export const EPERM = koffi.os.errno.EPERM ?? 1;
+export const EACCES = koffi.os.errno.EACCES ?? 13;

@@ -10,7 +10,7 @@
 // SIGIO: the gate is closed (waiting for copies in progress), the lease dropped, and the channels
 // go back to read/write calls. The lease is asked for again every retryMs. Main thread only.
 import { componentLogger } from '../../log/logger.ts';
-import { errnoName } from '../../sys/errno.ts';
+import { EACCES, EAGAIN, errnoName } from '../../sys/errno.ts';
 import { closeFd, fdSize } from '../../sys/fd.ts';
 import { firstHole } from '../../sys/block-file.ts';
 import { F_UNLCK, F_WRLCK, getLease, leaseBreakSeconds, onLeaseBreak, registerLeaseHolder, setLease } from '../../sys/file-lease.ts';
@@ -25,9 +25,6 @@ export const FILE_MAP_RETRY_MS = 10_000;
  * copying (SIGBUS). 45 s by default.
  */
 export const MIN_LEASE_BREAK_SECONDS = 5;
-
-const EAGAIN = 11;
-const EACCES = 13;
 
 const log = componentLogger('bdev_uring');
 
@@ -55,8 +52,6 @@ export class FileMapLease {
   readonly length: number;
   readonly #name: string;
   readonly #fd: number;
-  readonly #length: number;
-  readonly #type = F_WRLCK;
   readonly #retryMs: number;
   #held = false;
   #retry: ReturnType<typeof setTimeout> | null = null;
@@ -69,7 +64,6 @@ export class FileMapLease {
   constructor(opts: FileMapLeaseOptions) {
     this.#name = opts.name;
     this.#fd = opts.fd;
-    this.#length = opts.length;
     this.length = opts.length;
     // Mapping touches no page: safe before the lease; the gate decides when pages may be touched.
     this.addr = mmapFd(opts.fd, opts.length, 0, opts.readonly ? PROT_READ : PROT_READ | PROT_WRITE);
@@ -91,7 +85,7 @@ export class FileMapLease {
     if (breakS !== null && breakS < MIN_LEASE_BREAK_SECONDS) {
       return this.#refused(`/proc/sys/fs/lease-break-time is ${breakS} s (under ${MIN_LEASE_BREAK_SECONDS} s, a stalled event loop could let a truncate through)`, true);
     }
-    const r = setLease(this.#fd, this.#type);
+    const r = setLease(this.#fd, F_WRLCK);
     if (r < 0) {
       const detail = r === -EAGAIN ? ': the file is open elsewhere' : r === -EACCES ? ': only the owner of the file (or CAP_LEASE) may take one' : '';
       // Only "open elsewhere" can change by itself.
@@ -101,11 +95,11 @@ export class FileMapLease {
     this.#held = true;
     // Under the lease nobody else can open the file, so what is checked now stays true.
     const size = fdSize(this.#fd);
-    if (size < this.#length) return this.#giveBack(`the file holds ${size} bytes, the bdev maps ${this.#length}`);
+    if (size < this.length) return this.#giveBack(`the file holds ${size} bytes, the bdev maps ${this.length}`);
     const hole = firstHole(this.#fd, 0);
     if (hole < 0) return this.#giveBack(`cannot look for holes (${errnoName(-hole)})`);
     // tmpfs also reports fallocated, never written ranges as holes.
-    if (hole < this.#length) return this.#giveBack(`the file has a hole at byte ${hole} (write it in full to have it mapped)`);
+    if (hole < this.length) return this.#giveBack(`the file has a hole at byte ${hole} (write it in full to have it mapped)`);
     this.gate.open();
     if (this.reason !== '') log.info({ bdev: this.#name }, 'file mapped again: reads and writes are memory copies');
     this.reason = '';
@@ -134,7 +128,7 @@ export class FileMapLease {
 
   /** SIGIO: some lease is breaking; ours if it no longer reads as the type taken. */
   #onSignal(): void {
-    if (this.#held && getLease(this.#fd) !== this.#type) this.#drop('another process opened or truncated the file');
+    if (this.#held && getLease(this.#fd) !== F_WRLCK) this.#drop('another process opened or truncated the file');
   }
 
   /** Closes the gate (waits for copies in progress), then lets the blocked opener go. */

@@ -7,13 +7,16 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AIO_MODULE, UringBdev, type UringBdevOptions } from '../../../src/bdev/modules/uring.ts';
 import { UringChannel } from '../../../src/bdev/modules/uring-channel.ts';
-import { BDEV_EIO, BDEV_OK, type BdevIoWaiter } from '../../../src/bdev/bdev.ts';
+import { BDEV_EIO, BDEV_OK } from '../../../src/bdev/bdev.ts';
 import { firstHole } from '../../../src/sys/block-file.ts';
 import { MappedMemory, fillPattern, findPatternMismatch } from '../sys/mapped-memory.ts';
+import { exchangeWithPeer, run } from './uring-test-io.ts';
+import { until } from '../vhost-user/test-frontend.ts';
+
+/** How long a lease break or a retry may take to show. */
+const WAIT_MS = 10_000;
 
 const SHM = '/dev/shm';
 const haveShm = (() => {
@@ -25,12 +28,6 @@ const haveShm = (() => {
 })();
 const skip = haveShm ? false : 'no /dev/shm';
 
-class Waiter implements BdevIoWaiter {
-  statuses: number[] = [];
-  bdevIoDone(status: number): void {
-    this.statuses.push(status);
-  }
-}
 
 const dirs: string[] = [];
 test.after(() => {
@@ -49,21 +46,6 @@ function shmFile(bytes: number, fill = 0, sparse = false): string {
 
 function bdev(opts: Partial<UringBdevOptions> & { filename: string }): UringBdev {
   return new UringBdev({ name: 'm0', leaseRetryMs: 100, ...opts });
-}
-
-function run(ch: UringChannel, fn: (w: Waiter) => void): number[] {
-  const w = new Waiter();
-  fn(w);
-  assert.equal(ch.drain(10_000), true, 'I/O completed');
-  return w.statuses;
-}
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await sleep(5);
-  }
 }
 
 /** Runs a command in another process (this thread stays free to answer the lease break); resolves with its exit code. */
@@ -132,7 +114,7 @@ test('another process opening the file takes the mapping away first; same data t
     // Another process holds the file open for a moment (reading it).
     const t0 = performance.now();
     const holder = other('sh', ['-c', `exec 3<"${path}"; sleep 0.4`]);
-    await until('the lease is broken', () => !b.mapped);
+    await until(() => !b.mapped, 'the lease is broken', WAIT_MS);
     const breakMs = performance.now() - t0;
     assert.match(b.mapReason, /another process/);
     mem.bytes.fill(0, 0, 4096);
@@ -141,7 +123,7 @@ test('another process opening the file takes the mapping away first; same data t
     assert.equal(ch.mappedCompletions, 1, 'not through the mapping while unleased');
     assert.equal(await holder.exited, 0);
     // The lease is asked for again every 100 ms here.
-    await until('the file is mapped again', () => b.mapped);
+    await until(() => b.mapped, 'the file is mapped again', WAIT_MS);
     assert.deepEqual(run(ch, (w) => ch.read(16, 8, sg, 0, w)), [BDEV_OK]);
     assert.equal(ch.mappedCompletions, 2);
     assert.ok(breakMs < 5000, `the opener was let go after ${breakMs.toFixed(0)} ms`);
@@ -170,7 +152,7 @@ test('a truncate by another process waits for the mapping to go: reads past the 
     assert.equal(mem.bytes[0], 0x22);
     assert.equal(ch.mappedCompletions, 0);
     // Retried under the lease: too short to map now.
-    await until('the retry saw the size', () => /holds 8192 bytes/.test(b.mapReason));
+    await until(() => /holds 8192 bytes/.test(b.mapReason), 'the retry saw the size', WAIT_MS);
     assert.equal(b.mapped, false);
   } finally {
     ch.close();
@@ -220,7 +202,7 @@ test('a read-only bdev holds a write lease too: even a reader (which could open 
     assert.equal(b.mapped, true, b.mapReason);
     const r = other('sh', ['-c', `exec 3<"${path}"`]);
     assert.equal(await r.exited, 0);
-    await until('the reader broke the lease', () => !b.mapped);
+    await until(() => !b.mapped, 'the reader broke the lease', WAIT_MS);
   } finally {
     b.destroy();
   }
@@ -254,22 +236,9 @@ test('a channel in a worker thread duplicates the fd, maps the file, and sees th
   const ch = new UringChannel(b.channelSpec());
   const mem = new MappedMemory(1 << 16);
   try {
-    const sg = mem.sg([[0, 1024]]);
-    mem.bytes.set([1, 2, 3, 4, 5, 6, 7, 8], 0);
-    assert.deepEqual(run(ch, (w) => ch.write(3, 2, sg, 0, w)), [BDEV_OK]);
-    const worker = new Worker(new URL('./uring-peer.worker.ts', import.meta.url), { workerData: { spec: b.channelSpec() } });
-    const reply = await new Promise<{ seen: number[]; statuses: number[]; mapped: number }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
-    assert.deepEqual(reply.seen, [1, 2, 3, 4, 5, 6, 7, 8]);
-    assert.deepEqual(reply.statuses, [BDEV_OK, BDEV_OK]);
+    const reply = await exchangeWithPeer(ch, b.channelSpec(), mem);
     assert.equal(reply.mapped, 2, 'the worker read and wrote through its mapping');
     assert.equal(b.mapped, true, 'the worker did not break the lease');
-    mem.bytes.fill(0, 0, 1024);
-    assert.deepEqual(run(ch, (w) => ch.read(10, 2, sg, 0, w)), [BDEV_OK]);
-    assert.ok(mem.bytes.subarray(0, 1024).every((x) => x === 0xa5));
   } finally {
     ch.close();
     b.destroy();

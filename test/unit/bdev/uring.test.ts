@@ -6,26 +6,20 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
 import { AIO_MODULE, UringBdev, type UringBdevOptions } from '../../../src/bdev/modules/uring.ts';
 import { UringChannel, type UringChannelOptions } from '../../../src/bdev/modules/uring-channel.ts';
 import { openBdevChannel } from '../../../src/bdev/channel-open.ts';
 import { BdevError } from '../../../src/bdev/bdev-error.ts';
-import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOTSUP, BDEV_EROFS, BDEV_OK, type BdevIoWaiter } from '../../../src/bdev/bdev.ts';
+import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOTSUP, BDEV_EROFS, BDEV_OK } from '../../../src/bdev/bdev.ts';
 import { SgList } from '../../../src/iovec/sg-list.ts';
 import { SysError } from '../../../src/sys/errno.ts';
 import { ioUringSupport } from '../../../src/sys/io-uring-setup.ts';
 import { BOUNCE_CHUNK } from '../../../src/sys/io-vectors.ts';
 import { blockFileInfo } from '../../../src/sys/block-file.ts';
 import { MappedMemory, fillPattern, findPatternMismatch } from '../sys/mapped-memory.ts';
+import { exchangeWithPeer, run, Waiter } from './uring-test-io.ts';
 
-class Waiter implements BdevIoWaiter {
-  statuses: number[] = [];
-  bdevIoDone(status: number): void {
-    this.statuses.push(status);
-  }
-}
 
 const dirs: string[] = [];
 function tmpFile(bytes: number, fill = 0, base = tmpdir()): string {
@@ -41,14 +35,6 @@ test.after(() => {
 
 function bdev(opts: Partial<UringBdevOptions> & { filename: string }): UringBdev {
   return new UringBdev({ name: 'u0', ...opts });
-}
-
-/** Issues I/O with fn, then polls until all of it completed. */
-function run(ch: UringChannel, fn: (w: Waiter) => void): number[] {
-  const w = new Waiter();
-  fn(w);
-  assert.equal(ch.drain(10_000), true, 'I/O completed');
-  return w.statuses;
 }
 
 const uringOk = ioUringSupport().available;
@@ -417,22 +403,9 @@ test('a channel opened from the spec in a worker thread sees and makes the same 
   const ch = new UringChannel(b.channelSpec());
   const mem = new MappedMemory(1 << 16);
   try {
-    const sg = mem.sg([[0, 1024]]);
-    mem.bytes.set([1, 2, 3, 4, 5, 6, 7, 8], 0);
-    assert.deepEqual(run(ch, (w) => ch.write(3, 2, sg, 0, w)), [BDEV_OK]);
-    const worker = new Worker(new URL('./uring-peer.worker.ts', import.meta.url), { workerData: { spec: b.channelSpec() } });
-    const reply = await new Promise<{ seen: number[]; statuses: number[]; drained: boolean; engine: string }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
-    assert.deepEqual(reply.seen, [1, 2, 3, 4, 5, 6, 7, 8]);
-    assert.deepEqual(reply.statuses, [BDEV_OK, BDEV_OK]);
+    const reply = await exchangeWithPeer(ch, b.channelSpec(), mem);
     assert.equal(reply.drained, true);
     assert.equal(reply.engine, uringOk ? 'io_uring' : 'thread-pool');
-    mem.bytes.fill(0, 0, 1024);
-    assert.deepEqual(run(ch, (w) => ch.read(10, 2, sg, 0, w)), [BDEV_OK]);
-    assert.ok(mem.bytes.subarray(0, 1024).every((x) => x === 0xa5));
   } finally {
     ch.close();
     mem.close();
