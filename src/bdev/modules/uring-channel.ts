@@ -2,7 +2,8 @@
 // thread-pool fallback). Requests take a slot; read/write point the slot's iovecs straight at the
 // request's SgList memory (zero copy), or go through the slot's bounce buffer when that memory has
 // no host address or breaks O_DIRECT alignment. poll() submits everything queued since the last
-// call in one batch, then reaps completions from shared memory and calls the waiters.
+// call in one batch, then reaps completions from shared memory and calls the waiters; a request
+// does not wait for poll() while the device may be short of work (SUBMIT_BATCH).
 // Requests beyond the engine's depth wait in a fixed backlog. Nothing is allocated per request.
 // A file on tmpfs or ramfs that its bdev maps under a lease (uring-file-map.ts): while the bdev's
 // gate is open, reads and writes are copies to and from a view of that mapping, completed inside
@@ -29,6 +30,18 @@ export const URING_QUEUE_DEPTH = 256;
 const BACKLOG_FACTOR = 4;
 /** After a read or write that would have blocked, this many go to the engine before trying inline again. */
 const INLINE_BACKOFF = 32;
+/**
+ * A prepared request is submitted at once, not at the next poll(), while fewer than this many of
+ * the channel's requests are in the kernel; past that, held-back requests go as soon as this many
+ * wait. Holding a turn's requests for one submit left the device idle: the reactor parses the
+ * whole avail ring first, then the kernel prepares the batch inside one block plug and the device
+ * sees none of it until all of it is ready (~3 us per O_DIRECT request on ext4, ~100 us for 32).
+ * A virtio disk that completes a round of requests at once waited for both every round, and 4 KiB
+ * QD32 random I/O on it ran ~20% below SPDK's aio bdev, which submits each request on its own
+ * (BENCHMARKS.md, Session 5). A channel that keeps this many in the kernel still makes at most one
+ * submit syscall per this many requests.
+ */
+export const SUBMIT_BATCH = 4;
 
 const OP_READ = 1;
 const OP_WRITE = 2;
@@ -354,8 +367,24 @@ export class UringChannel implements BdevChannel {
     this.#issue(slot);
   }
 
-  /** Prepares the slot's next engine request from its state (first attempt, next chunk, or retry). */
+  /** Prepares the slot's next engine request (first attempt, next chunk, or retry) and submits it early when due. */
   #issue(slot: number): void {
+    this.#prepare(slot);
+    const e = this.#e;
+    const waiting = e.queued;
+    if (waiting > 0 && (waiting >= SUBMIT_BATCH || e.outstanding - waiting < SUBMIT_BATCH)) this.#submit();
+  }
+
+  #submit(): void {
+    const r = this.#e.submit();
+    if (r < 0) {
+      this.submitErrors++;
+      this.lastSubmitErrno = -r;
+    }
+  }
+
+  /** Prepares the slot's next engine request from its state (or completes it inline, or fails it). */
+  #prepare(slot: number): void {
     const e = this.#e;
     const fd = this.#fd;
     const op = this.#op[slot];
@@ -500,11 +529,7 @@ export class UringChannel implements BdevChannel {
     try {
       // Also with nothing queued: submit() is where io_uring's deferred completions get posted
       // (IORING_SQ_TASKRUN); it returns at once when there is nothing to do.
-      const r = e.submit();
-      if (r < 0) {
-        this.submitErrors++;
-        this.lastSubmitErrno = -r;
-      }
+      this.#submit();
       for (;;) {
         const n = e.reap();
         if (n === 0) break;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { AIO_MODULE, UringBdev, type UringBdevOptions } from '../../../src/bdev/modules/uring.ts';
-import { UringChannel, type UringChannelOptions } from '../../../src/bdev/modules/uring-channel.ts';
+import { SUBMIT_BATCH, UringChannel, type UringChannelOptions } from '../../../src/bdev/modules/uring-channel.ts';
 import { openBdevChannel } from '../../../src/bdev/channel-open.ts';
 import { BdevError } from '../../../src/bdev/bdev-error.ts';
 import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOTSUP, BDEV_EROFS, BDEV_OK } from '../../../src/bdev/bdev.ts';
@@ -211,6 +211,39 @@ for (const v of VARIANTS) {
       mem.close();
     }
   });
+
+  if (!v.inline) {
+    test(`${v.label}: requests reach the kernel before poll() while it holds few, then SUBMIT_BATCH at a time`, { skip: v.skip }, () => {
+      const B = SUBMIT_BATCH;
+      const n = 2 * B + 3;
+      const path = tmpFile(n * 4096);
+      const ch = new UringChannel(bdev({ filename: path, direct: v.direct }).channelSpec(), v.opts);
+      const mem = new MappedMemory(1 << 20);
+      const onDisk = (i: number): boolean => findPatternMismatch(readFileSync(path).subarray(i * 4096, (i + 1) * 4096), 40 + i) === -1;
+      try {
+        const w = new Waiter();
+        for (let i = 0; i < n; i++) {
+          fillPattern(mem.bytes.subarray(i * 4096, (i + 1) * 4096), 40 + i);
+          ch.write(i * 8, 8, mem.sg([[i * 4096, 4096]]), 0, w);
+        }
+        // No poll() yet. Writes 0..B-1 were submitted one by one (fewer than B in the kernel),
+        // B..2B-1 together once B waited; the last 3 wait for poll(). Completions are only reaped by poll().
+        const early = Array.from({ length: 2 * B }, (_, i) => i);
+        const deadline = Date.now() + 5000;
+        while (!early.every(onDisk) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+        for (const i of early) assert.ok(onDisk(i), `write ${i} reached the file before any poll()`);
+        for (let i = 2 * B; i < n; i++) assert.ok(!onDisk(i), `write ${i} waits for poll()`);
+        assert.deepEqual(w.statuses, []);
+        assert.equal(ch.drain(10_000), true);
+        assert.deepEqual(w.statuses, Array(n).fill(BDEV_OK));
+        for (let i = 0; i < n; i++) assert.ok(onDisk(i), `write ${i}`);
+        assert.equal(ch.submitErrors, 0);
+      } finally {
+        ch.close();
+        mem.close();
+      }
+    });
+  }
 }
 
 function readPattern(len: number, seed: number): Uint8Array {
