@@ -19,10 +19,15 @@ export interface Daemon {
   stop(): Promise<number | null>;
 }
 
-export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
+export interface DaemonOptions {
+  /** Default: $VHOSTD_TEST_LOG_LEVEL, else info. */
+  logLevel?: string;
+}
+
+export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'vhostd-it-'));
   const rpcPath = join(dir, 'rpc.sock');
-  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];

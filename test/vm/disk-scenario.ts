@@ -3,7 +3,7 @@
 // sector they leave in the backing store.
 import assert from 'node:assert/strict';
 import { openSync, readSync, closeSync } from 'node:fs';
-import { formatResults } from './guest-results.ts';
+import { assertGuestSteps } from './run-assertions.ts';
 import type { VmRun } from './qemu.ts';
 
 export type DiskScenarioName = 'scsi-disk' | 'blk-disk';
@@ -86,14 +86,7 @@ export function readSector(path: string, lba: number): Uint8Array {
 
 /** Asserts a clean run: powered off by itself, every expected step PASS, nothing else failed. */
 export function assertDiskRun(run: VmRun, s: DiskScenario): void {
-  const failures = run.results.filter((r) => r.status === 'FAIL');
-  const logs = [...run.logs].map(([name, lines]) => `--- ${name}\n${lines.join('\n')}`).join('\n');
-  const context = `\n${formatResults(run.results)}\n${logs}\nlog: ${run.logPath}`;
-  assert.equal(run.timedOut, false, `VM timed out after ${run.elapsedMs} ms${context}`);
-  assert.equal(run.done, true, `guest never printed VHOSTD-DONE${context}`);
-  assert.equal(run.exitCode, 0, `QEMU exited ${run.exitCode} (signal ${run.signal})${context}`);
-  assert.deepEqual(failures.map((r) => r.name), [], `failed steps${context}`);
-  assert.deepEqual(run.results.map((r) => r.name), expectedSteps(s), `steps reported${context}`);
+  assertGuestSteps(run, expectedSteps(s));
 }
 
 /** Asserts the scenario's marker landed in `backingFile` (a raw image) at its LBA. */

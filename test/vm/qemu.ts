@@ -83,6 +83,11 @@ export interface VmOptions {
   memoryMiB?: number;
   /** Whole run, boot to power-off. Default 120 s. */
   timeoutMs?: number;
+  /**
+   * Until the guest's first step (boot, ~3-10 s under TCG). Default 90 s, or timeoutMs if less:
+   * a VM stuck in firmware or in QEMU's device set-up does not use up the whole run's time.
+   */
+  bootTimeoutMs?: number;
   logDir?: string;
   /** vCPUs (default 1); Linux uses at most one virtio-blk queue per CPU. */
   cpus?: number;
@@ -97,12 +102,18 @@ export interface VmRun {
   /** The guest printed VHOSTD-DONE. */
   done: boolean;
   timedOut: boolean;
+  /** Timed out before the guest reported its first step. */
+  bootTimedOut: boolean;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   elapsedMs: number;
   logPath: string;
   args: string[];
+  /** The last console lines and QEMU stderr lines (CONSOLE_TAIL of them): where a stuck guest stopped. */
+  consoleTail: string[];
 }
+
+const CONSOLE_TAIL = 30;
 
 const KERNEL_ARGS = 'console=ttyS0 quiet panic=-1';
 const PARAM_VALUE = /^[A-Za-z0-9_.,:@%+=\/-]*$/;
@@ -162,12 +173,17 @@ export async function runVm(opts: VmOptions): Promise<VmRun> {
     env: { ...process.env, ...opts.qemu.env },
   });
   const run: VmRun = {
-    results: [], logs: new Map(), done: false, timedOut: false,
-    exitCode: null, signal: null, elapsedMs: 0, logPath, args,
+    results: [], logs: new Map(), done: false, timedOut: false, bootTimedOut: false,
+    exitCode: null, signal: null, elapsedMs: 0, logPath, args, consoleTail: [],
+  };
+  const keep = (line: string): void => {
+    run.consoleTail.push(line);
+    if (run.consoleTail.length > CONSOLE_TAIL) run.consoleTail.shift();
   };
   const lines = createInterface({ input: child.stdout });
   lines.on('line', (line) => {
     log.write(`${line}\n`);
+    keep(line);
     const g = parseGuestLine(line);
     if (g === null) return;
     if (g.kind === 'done') run.done = true;
@@ -181,19 +197,30 @@ export async function runVm(opts: VmOptions): Promise<VmRun> {
       opts.onResult?.(r);
     }
   });
-  child.stderr.on('data', (chunk: Buffer) => log.write(`[qemu stderr] ${chunk.toString()}`));
+  child.stderr.on('data', (chunk: Buffer) => {
+    log.write(`[qemu stderr] ${chunk.toString()}`);
+    for (const line of chunk.toString().split('\n')) if (line !== '') keep(`[qemu stderr] ${line}`);
+  });
 
   const timeoutMs = opts.timeoutMs ?? 120_000;
   let killTimer: NodeJS.Timeout | undefined;
-  const timer = setTimeout(() => {
+  const stopVm = (): void => {
+    if (run.timedOut) return;
     run.timedOut = true;
     child.kill('SIGTERM');
     killTimer = setTimeout(() => child.kill('SIGKILL'), 3000);
-  }, timeoutMs);
+  };
+  const timer = setTimeout(stopVm, timeoutMs);
+  const bootTimer = setTimeout(() => {
+    if (run.results.length > 0) return;
+    run.bootTimedOut = true;
+    stopVm();
+  }, Math.min(opts.bootTimeoutMs ?? 90_000, timeoutMs));
 
   await new Promise<void>((resolveRun, rejectRun) => {
     child.once('error', (e) => {
       clearTimeout(timer);
+      clearTimeout(bootTimer);
       rejectRun(new VmHarnessError('VM_QEMU_START_FAILED', `cannot start ${opts.qemu.path}: ${e.message}`));
     });
     child.once('close', (code, signal) => {
@@ -203,10 +230,11 @@ export async function runVm(opts: VmOptions): Promise<VmRun> {
     });
   }).finally(() => {
     clearTimeout(timer);
+    clearTimeout(bootTimer);
     if (killTimer !== undefined) clearTimeout(killTimer);
   });
   run.elapsedMs = Date.now() - start;
-  const end = `# exit=${run.exitCode} signal=${run.signal} timedOut=${run.timedOut} elapsed=${run.elapsedMs}ms\n`;
+  const end = `# exit=${run.exitCode} signal=${run.signal} timedOut=${run.timedOut} bootTimedOut=${run.bootTimedOut} elapsed=${run.elapsedMs}ms\n`;
   await new Promise<void>((r) => log.end(end, () => r()));
   return run;
 }

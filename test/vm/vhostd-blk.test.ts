@@ -10,7 +10,8 @@ import { assertDiskRun, diskScenarioParams, SECTOR, type DiskScenario } from './
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
 import { startDaemon } from '../integration/daemon-process.ts';
-import { withDaemonLog } from './daemon-log.ts';
+import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
+import { assertGuestSteps } from './run-assertions.ts';
 
 const MIB_SECTORS = 2048;
 
@@ -18,19 +19,12 @@ function vhostUserBlkArgs(id: string, socket: string, numQueues: number): string
   return ['-chardev', `socket,id=${id},path=${socket}`, '-device', `vhost-user-blk-pci,chardev=${id},num-queues=${numQueues},queue-size=128`];
 }
 
-function assertSteps(run: VmRun, steps: string[]): void {
-  const context = `\n${formatResults(run.results)}\n${[...run.logs].map(([n, l]) => `--- ${n}\n${l.join('\n')}`).join('\n')}\nlog: ${run.logPath}`;
-  assert.equal(run.timedOut, false, `VM timed out${context}`);
-  assert.equal(run.done, true, `guest never printed VHOSTD-DONE${context}`);
-  assert.deepEqual(run.results.filter((r) => r.status === 'FAIL').map((r) => r.name), [], `failed steps${context}`);
-  assert.deepEqual(run.results.map((r) => r.name), steps, `steps${context}`);
-}
 
 async function blkGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));
   if (prepared === undefined) return;
   const { qemu, image } = prepared;
-  const d = await startDaemon(['-m', '0x3']);
+  const d = await startDaemon(['-m', '0x3'], VM_DAEMON);
   t.after(async () => assert.equal(await d.stop(), 0, `vhostd exit; stderr:\n${d.stderr.join('')}`));
 
   await d.call('bdev_malloc_create', { name: 'm0', num_blocks: 256 * MIB_SECTORS, block_size: SECTOR });
@@ -80,10 +74,10 @@ async function blkGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
 
   await t.test('blk0: size, queue limits, filesystem, fio verify on 2 queues, discard', () => withDaemonLog(d, () => assertDiskRun(diskRun, disk)));
   await t.test('ro0: read-only flag, writes refused, reads work', () =>
-    withDaemonLog(d, () => assertSteps(roRun, ['boot', 'modules', 'disk', 'size', 'ro-flag', 'write-refused', 'read'])));
+    withDaemonLog(d, () => assertGuestSteps(roRun, ['boot', 'modules', 'disk', 'size', 'ro-flag', 'write-refused', 'read'])));
   await t.test('rs0: a bdev resize shows in /sys/block/vda/size without a reboot', () => {
     assert.ok(resizedAt > 0, 'the guest reported its initial size');
-    withDaemonLog(d, () => assertSteps(resizeRun, ['boot', 'modules', 'disk', 'size', 'resized']));
+    withDaemonLog(d, () => assertGuestSteps(resizeRun, ['boot', 'modules', 'disk', 'size', 'resized']));
   });
 }
 

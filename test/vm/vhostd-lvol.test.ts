@@ -13,10 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestImage } from './guest-image.ts';
 import { findQemu, runVm, type QemuBinary, type QemuFlavour, type VmRun } from './qemu.ts';
+import { assertGuestSteps } from './run-assertions.ts';
 import type { GuestImage } from './guest-image.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
-import { withDaemonLog } from './daemon-log.ts';
+import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { startDaemon, type Daemon } from '../integration/daemon-process.ts';
 import { GuestMemoryArena } from '../../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemuBlk } from '../../src/frontend/qemu-like-blk.ts';
@@ -34,23 +35,17 @@ const B_RATE = 800;
 /** The guest reports write-b-running once this much of B is on the disk (acknowledged). */
 const B_WRITTEN_BEFORE_MARKER = 1 * MiB;
 
-const ORIGIN_STEPS = ['write-a1', 'verify-a1', 'write-b-running', 'write-b', 'write-a2', 'verify-a2', 'verify-a1-odd'];
-const CLONE_STEPS = ['verify-a1', 'no-a2', 'write-c4'];
-const ORIGIN_AGAIN_STEPS = ['verify-a2', 'verify-a1-odd', 'verify-b'];
-const CLONE_AGAIN_STEPS = ['verify-a1', 'no-a2', 'verify-c4'];
+/** Every scenario starts with these (test/vm/guest/init). */
+const FIRST_STEPS = ['boot', 'modules', 'disk', 'size'];
+const ORIGIN_STEPS = [...FIRST_STEPS, 'write-a1', 'verify-a1', 'write-b-running', 'write-b', 'write-a2', 'verify-a2', 'verify-a1-odd'];
+const CLONE_STEPS = [...FIRST_STEPS, 'verify-a1', 'no-a2', 'write-c4'];
+const ORIGIN_AGAIN_STEPS = [...FIRST_STEPS, 'verify-a2', 'verify-a1-odd', 'verify-b'];
+const CLONE_AGAIN_STEPS = [...FIRST_STEPS, 'verify-a1', 'no-a2', 'verify-c4'];
 
 function vhostUserBlkArgs(id: string, socket: string, numQueues: number): string[] {
   return ['-chardev', `socket,id=${id},path=${socket}`, '-device', `vhost-user-blk-pci,chardev=${id},num-queues=${numQueues},queue-size=128`];
 }
 
-function assertSteps(run: VmRun, steps: string[]): void {
-  const context = `\n${formatResults(run.results)}\n${[...run.logs].map(([n, l]) => `--- ${n}\n${l.join('\n')}`).join('\n')}\nlog: ${run.logPath}`;
-  assert.equal(run.timedOut, false, `VM timed out after ${run.elapsedMs} ms${context}`);
-  assert.equal(run.done, true, `guest never printed VHOSTD-DONE${context}`);
-  assert.equal(run.exitCode, 0, `QEMU exited ${run.exitCode} (signal ${run.signal})${context}`);
-  assert.deepEqual(run.results.filter((r) => r.status === 'FAIL').map((r) => r.name), [], `failed steps${context}`);
-  assert.deepEqual(run.results.map((r) => r.name), ['boot', 'modules', 'disk', 'size', ...steps], `steps${context}`);
-}
 
 /** What fio's verify=pattern with verify_pattern=0x<gen>5c3e9d17%o writes in the 4 KiB block at `offset`. */
 function fioPatternBlock(gen: number, offset: number): Buffer {
@@ -134,7 +129,7 @@ async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const poolFile = join(dataDir, 'pool.img');
   writeFileSync(poolFile, '');
   truncateSync(poolFile, 256 * MiB);
-  let d = await startDaemon(['-m', '0x3']);
+  let d = await startDaemon(['-m', '0x3'], VM_DAEMON);
   t.after(async () => {
     const code = await d.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -196,7 +191,7 @@ async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
 
   await t.test('guest on a thin lvol writes and verifies; a snapshot is taken while it writes', () =>
     withDaemonLog(d, () => {
-      assertSteps(vm1, ORIGIN_STEPS);
+      assertGuestSteps(vm1, ORIGIN_STEPS);
       if (cloneError !== undefined) throw cloneError;
       assert.ok(snapshot, 'the snapshot was taken');
       assert.equal(snapshot.bWasDone || snapshot.bDoneAfterSnapshot, false, 'the snapshot completed while region B was still being written');
@@ -204,7 +199,7 @@ async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   await t.test('a clone of the snapshot on a second VM holds the data from before the snapshot, not the later writes', () =>
     withDaemonLog(d, () => {
       assert.ok(snapshot, 'the clone VM ran');
-      assertSteps(snapshot.vm2, CLONE_STEPS);
+      assertGuestSteps(snapshot.vm2, CLONE_STEPS);
     }));
 
   // Region B in the clone: what the guest had written when the snapshot was taken (at least what
@@ -233,7 +228,7 @@ async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const oldLog = d.stderr;
   const code = await d.stop();
   assert.equal(code, 0, `vhostd exit at restart; stderr:\n${oldLog.join('').slice(-20000)}`);
-  d = await startDaemon(['-m', '0x3', '-c', config]);
+  d = await startDaemon(['-m', '0x3', '-c', config], VM_DAEMON);
   await d.call('framework_wait_init', {});
   await t.test('after a clean restart from the saved config the lvols are back as they were', async () => {
     assert.doesNotMatch(d.stderr.join(''), /not unloaded cleanly/, 'a clean stop leaves nothing to recover');
@@ -245,8 +240,8 @@ async function lvolGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
     runVm({ name: vmName('clone-again'), qemu, image, params: params('clone-again'), deviceArgs: vhostUserBlkArgs('c1', d.socket('vm2'), 1), timeoutMs: 300_000 }),
   ]);
   for (const run of [again1, again2]) t.diagnostic(`${run.logPath} (${run.elapsedMs} ms):\n${formatResults(run.results)}`);
-  await t.test('after the restart the origin has its newest data in both regions', () => withDaemonLog(d, () => assertSteps(again1, ORIGIN_AGAIN_STEPS)));
-  await t.test('after the restart the clone has the snapshot data and its own writes', () => withDaemonLog(d, () => assertSteps(again2, CLONE_AGAIN_STEPS)));
+  await t.test('after the restart the origin has its newest data in both regions', () => withDaemonLog(d, () => assertGuestSteps(again1, ORIGIN_AGAIN_STEPS)));
+  await t.test('after the restart the clone has the snapshot data and its own writes', () => withDaemonLog(d, () => assertGuestSteps(again2, CLONE_AGAIN_STEPS)));
   await t.test('after the restart region B reads the same on both volumes', async () => {
     assert.deepEqual(await scanRegion(d, 'vm2', B_OFFSET_MIB, REGION_MIB, 0xb3), cloneB);
     assert.deepEqual(await scanRegion(d, 'vm1', B_OFFSET_MIB, REGION_MIB, 0xb3), originB);

@@ -7,7 +7,7 @@ import { findQemu, runVm, type QemuFlavour } from './qemu.ts';
 import { assertDiskRun, diskScenarioParams, SECTOR, type DiskScenario } from './disk-scenario.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
-import { withDaemonLog } from './daemon-log.ts';
+import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { startDaemon } from '../integration/daemon-process.ts';
 import assert from 'node:assert/strict';
 
@@ -15,7 +15,7 @@ async function packedGuests(t: TestContext, flavour: QemuFlavour): Promise<void>
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));
   if (prepared === undefined) return;
   const { qemu, image } = prepared;
-  const d = await startDaemon(['-m', '0x3']);
+  const d = await startDaemon(['-m', '0x3'], VM_DAEMON);
   t.after(async () => assert.equal(await d.stop(), 0, `vhostd exit; stderr:\n${d.stderr.join('')}`));
   const size = 192 * 2048;
   await d.call('bdev_malloc_create', { name: 'b0', num_blocks: size, block_size: SECTOR });

@@ -8,7 +8,7 @@ import { findQemu, runVm, type QemuFlavour } from './qemu.ts';
 import { assertDiskRun, diskScenarioParams, markerSector, SECTOR, type DiskScenario } from './disk-scenario.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
-import { withDaemonLog } from './daemon-log.ts';
+import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { startDaemon, type Daemon } from '../integration/daemon-process.ts';
 import { GuestMemoryArena } from '../../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemu } from '../../src/frontend/qemu-like-session.ts';
@@ -42,7 +42,7 @@ async function twoGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));
   if (prepared === undefined) return;
   const { qemu, image } = prepared;
-  const d = await startDaemon(['-m', '0x3']);
+  const d = await startDaemon(['-m', '0x3'], VM_DAEMON);
   t.after(async () => {
     const code = await d.stop();
     assert.equal(code, 0, `vhostd exit code; stderr:\n${d.stderr.join('')}`);
