@@ -2,7 +2,7 @@
 // vhost-user lifecycle calls to them. A device may live in several reactors (one instance each);
 // each of its queues runs in exactly one. Device kinds (scsi, blk) extend it.
 import { VhostUserServer } from '../vhost-user/server.ts';
-import type { VhostUserDevice, VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
+import type { InflightRegion, VhostUserDevice, VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
 import type { ReactorHandle } from '../reactor/reactor-handle.ts';
 import type { ReactorCommand } from '../reactor/mailbox-messages.ts';
 import { dupFd } from '../sys/fd.ts';
@@ -190,6 +190,12 @@ export class VhostController implements VhostUserDevice {
 
   async setFeatures(features: bigint): Promise<void> {
     await this.broadcast({ op: 'device.features', deviceId: this.deviceId, features });
+  }
+
+  async setInflight(region: InflightRegion): Promise<void> {
+    // Each reactor maps the region itself and closes the fd it gets.
+    const copies = this.reactors.map((_, i) => (i === 0 ? region : { ...region, fd: dupFd(region.fd) }));
+    await Promise.all(this.reactors.map((r, i) => r.request({ op: 'device.inflight', deviceId: this.deviceId, region: copies[i] })));
   }
 
   async setMemory(regions: VhostUserRegion[]): Promise<void> {

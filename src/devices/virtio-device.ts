@@ -6,7 +6,9 @@ import { PackedVirtqueue, decodePackedVringBase } from '../virtio/packed-virtque
 import type { Virtqueue } from '../virtio/virtqueue.ts';
 import { eventfdSignal } from '../sys/eventfd.ts';
 import { closeFd } from '../sys/fd.ts';
-import type { VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
+import type { InflightRegion, VhostUserRegion, VringSetup } from '../vhost-user/device.ts';
+import { mapInflightRegion, type MappedInflight } from './inflight-mapping.ts';
+import { SplitInflightLog } from '../virtio/split-inflight.ts';
 import type { GuestMemory } from '../virtio/guest-memory.ts';
 import type { QueueProcessor, VirtioDeviceModel } from './queue-processor.ts';
 import { DeviceError } from './device-error.ts';
@@ -59,6 +61,10 @@ export class VirtioDevice {
   private stoppingCount = 0;
   private readonly coalescer = new InterruptCoalescer(MAX_QUEUES);
   private features = 0n;
+  /** SET_INFLIGHT_FD's region; rings started while it is set record their requests in it. */
+  private inflight: MappedInflight | null = null;
+  /** Replaced or released regions, unmapped once no ring (whose log views them) is left. */
+  private retiredInflight: MappedInflight[] = [];
 
   constructor(id: number, name: string, model: VirtioDeviceModel, host: DeviceHost) {
     this.id = id;
@@ -93,6 +99,26 @@ export class VirtioDevice {
     }
     if (prev) this.retired.push(prev);
     this.releaseRetired();
+  }
+
+  /** The fd is owned here from now on (closed whatever happens). */
+  setInflight(region: InflightRegion): void {
+    let next: MappedInflight;
+    try {
+      if (this.running.length > 0 || this.stoppingCount > 0) throw new DeviceError('RING_RUNNING', 'SET_INFLIGHT_FD while rings run');
+      next = mapInflightRegion(region);
+    } finally {
+      closeFd(region.fd);
+    }
+    if (this.inflight) this.retiredInflight.push(this.inflight);
+    this.inflight = next;
+    this.releaseInflight();
+  }
+
+  private releaseInflight(): void {
+    if (this.retiredInflight.length === 0 || this.running.length > 0 || this.stoppingCount > 0) return;
+    for (const m of this.retiredInflight) m.unmap();
+    this.retiredInflight = [];
   }
 
   /** Requests popped and not completed, over all queues (running or stopping). */
@@ -150,7 +176,9 @@ export class VirtioDevice {
     const availGpa = mem.userToGuestPhys(setup.availUserAddr, 6 + 2 * size);
     const usedGpa = mem.userToGuestPhys(setup.usedUserAddr, 6 + 8 * size);
     if (descGpa < 0 || availGpa < 0 || usedGpa < 0) notMapped();
-    return new SplitVirtqueue(mem, { size, descGpa, availGpa, usedGpa, lastAvailIdx: setup.lastAvailIdx & 0xffff, eventIdx, indirect });
+    const record = this.inflight?.queueRecord(setup.index, size) ?? null;
+    const inflight = record === null ? null : new SplitInflightLog(record, size);
+    return new SplitVirtqueue(mem, { size, descGpa, availGpa, usedGpa, lastAvailIdx: setup.lastAvailIdx & 0xffff, eventIdx, indirect, inflight });
   }
 
   /** Begins stopping; returns the avail index once nothing is in flight, else -1 (call finishStop later). */
@@ -181,6 +209,7 @@ export class VirtioDevice {
     if (slot.stopping) this.stoppingCount--;
     slot.stopping = false;
     this.releaseRetired();
+    this.releaseInflight();
     return last;
   }
 
@@ -290,6 +319,9 @@ export class VirtioDevice {
     if (this.mapped) this.retired.push(this.mapped);
     this.mapped = null;
     this.releaseRetired();
+    if (this.inflight) this.retiredInflight.push(this.inflight);
+    this.inflight = null;
+    this.releaseInflight();
   }
 
   hasRetiredMemory(): boolean {

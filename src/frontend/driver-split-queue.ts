@@ -162,6 +162,10 @@ export class DriverSplitQueue implements DriverQueue {
   get lastUsedIdx(): number {
     return this.lastUsed;
   }
+  /** used.idx as the device last published it (what QEMU restarts a ring at after a back-end crash). */
+  get ringUsedIdx(): number {
+    return Atomics.load(this.u16, this.usedIdxI);
+  }
 
   /**
    * Makes a chain of out (device-readable) then in (device-writable) buffers available under

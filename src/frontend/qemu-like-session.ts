@@ -71,7 +71,8 @@ type SplitOpts = QemuLikeOptions & { packed?: false };
 
 /** Q is DriverSplitQueue or DriverPackedQueue per the packed option (DriverQueue when not known statically). */
 export class QemuLikeSession<Q extends DriverQueue = DriverSplitQueue> {
-  readonly client: VhostUserClient;
+  /** Replaced by reconnect(). */
+  client: VhostUserClient;
   readonly arena: GuestMemoryArena;
   /** By queue index; null for queues the guest never initialised. */
   readonly queues: (Q | null)[];
@@ -183,9 +184,9 @@ export class QemuLikeSession<Q extends DriverQueue = DriverSplitQueue> {
 
     await this.setFeatures();
     if (this.has(P.VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) && (o.inflight ?? true)) {
-      if (this.inflight && this.inflight.fd >= 0) closeFd(this.inflight.fd);
-      const maxSize = Math.max(0, ...o.queueSizes);
-      this.inflight = await c.getInflightFd(this.queues.length, maxSize);
+      // QEMU asks once and hands the same region back at every start (a restarted back-end finds
+      // its predecessor's records there); it frees it only on a device reset.
+      if (this.inflight === null || this.inflight.fd < 0) this.inflight = await c.getInflightFd(this.queues.length, Math.max(0, ...o.queueSizes));
       if (this.inflight.fd >= 0) await c.setInflightFd(this.inflight, this.inflight.fd);
     }
     await this.setFeatures();
@@ -252,6 +253,28 @@ export class QemuLikeSession<Q extends DriverQueue = DriverSplitQueue> {
     if (this.opts.driverOkStatus && this.has(P.VHOST_USER_PROTOCOL_F_STATUS)) await c.setStatus(0);
     this.started = false;
     return bases;
+  }
+
+  /**
+   * The back-end died (no stop): connects again (a restarted back-end on the same socket) and
+   * starts as QEMU does then: every ring at the used.idx in guest memory, the inflight region kept.
+   * Split rings only (QEMU restores packed rings the same way, not modelled here).
+   */
+  async reconnect(socketPath: string): Promise<void> {
+    if (this.opts.packed) throw new QemuSessionError('FEATURE_NOT_OFFERED', 'reconnect is modelled for split rings only');
+    this.client.close();
+    for (const f of this.errFds.splice(0)) closeFd(f);
+    for (const f of this.spareCallFds.splice(0)) closeFd(f);
+    this.started = false;
+    for (let i = 0; i < this.queues.length; i++) {
+      const q = this.queues[i];
+      if (q instanceof DriverSplitQueue) this.vringBases[i] = q.ringUsedIdx;
+    }
+    const o = this.opts;
+    this.client = await VhostUserClient.connect(socketPath, { replyTimeoutMs: o.replyTimeoutMs, needReply: o.needReply, connectTimeoutMs: o.connectTimeoutMs });
+    this.client.onBackendRequest = (m) => this.onBackendRequest(m);
+    await this.connectSequence();
+    await this.start();
   }
 
   /**

@@ -1,5 +1,5 @@
 // Messages between the control plane (main thread) and a reactor worker. Structured-cloneable only.
-import type { VringSetup, VhostUserRegion } from '../vhost-user/device.ts';
+import type { InflightRegion, VringSetup, VhostUserRegion } from '../vhost-user/device.ts';
 import type { BdevChannelSpec } from '../bdev/bdev.ts';
 import type { ScsiLunInfo } from '../scsi/scsi-lun-info.ts';
 import type { GcWindowReport } from './gc-window.ts';
@@ -63,6 +63,7 @@ export type ReactorCommand =
   | { op: 'device.destroy'; deviceId: number }
   | { op: 'device.features'; deviceId: number; features: bigint }
   | { op: 'device.memory'; deviceId: number; regions: VhostUserRegion[] }
+  | { op: 'device.inflight'; deviceId: number; region: InflightRegion }
   | { op: 'device.reset'; deviceId: number }
   | { op: 'device.coalescing'; deviceId: number; delayBaseUs: number; iopsThreshold: number }
   | { op: 'device.disconnect'; deviceId: number }

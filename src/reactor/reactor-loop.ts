@@ -119,6 +119,9 @@ export class ReactorLoop implements DeviceHost {
       case 'device.memory':
         this.device(cmd.deviceId).setMemory(cmd.regions);
         return 0;
+      case 'device.inflight':
+        this.device(cmd.deviceId).setInflight(cmd.region);
+        return 0;
       case 'device.reset':
         this.device(cmd.deviceId).reset();
         return 0;

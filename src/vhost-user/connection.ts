@@ -13,8 +13,19 @@ import { END_OF_STREAM, MessageReader } from './message-reader.ts';
 import * as T from './message-types.ts';
 import { deviceCall, VhostUserProtocolError } from './protocol-error.ts';
 import { VringSet } from './vring-set.ts';
+import { inflightQueueBytes } from '../virtio/split-inflight.ts';
+import { memfdCreate } from '../sys/memory.ts';
 
 const { bit } = T;
+
+/** Queue count and size a front-end may ask an inflight region for. */
+function validateInflightShape(d: M.InflightDesc, maxQueues: number): void {
+  if (d.numQueues < 1 || d.numQueues > maxQueues) {
+    throw new VhostUserProtocolError('BAD_INFLIGHT', `inflight region for ${d.numQueues} queue(s); the device has at most ${maxQueues}`);
+  }
+  if (d.queueSize < 1 || d.queueSize > 32768) throw new VhostUserProtocolError('BAD_INFLIGHT', `inflight region for queues of ${d.queueSize}; 1-32768 allowed`);
+  if (d.mmapOffset % 4096 !== 0) throw new VhostUserProtocolError('BAD_INFLIGHT', `inflight mmap offset ${d.mmapOffset} is not page-aligned`);
+}
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -38,6 +49,8 @@ export class VhostUserConnection {
   private ackedProtocolFeatures = 0n;
   private owner = false;
   private status = 0;
+  /** File descriptors to send with the reply being built (GET_INFLIGHT_FD). */
+  private readonly replyFds: number[] = [];
 
   /** Takes ownership of fd (a connected stream socket). onClosed runs once, after teardown. */
   constructor(fd: number, device: VhostUserDevice, logger: Logger, onClosed: (reason: string) => void = () => {}) {
@@ -172,18 +185,24 @@ export class VhostUserConnection {
         msg.fds.length = 0;
       }
     }
-    if (failed) {
-      const code = failure instanceof VhostUserProtocolError ? failure.code : 'ERROR';
-      this.log.warn({ request: name, code, err: failure }, `${name} failed: ${errorText(failure)}`);
-      if (mandatory) {
-        // GET_CONFIG has a failure reply (an empty payload); the other GET_* have none, and the
-        // front-end blocks on the reply, so the only honest answer is to hang up.
-        if (msg.request !== T.VHOST_USER_GET_CONFIG) return `${name} failed and has no failure reply: ${errorText(failure)}`;
-        reply = new Uint8Array(0);
+    // The peer has its own copies of these once the reply is sent; ours are closed either way.
+    const fds = this.replyFds.splice(0);
+    try {
+      if (failed) {
+        const code = failure instanceof VhostUserProtocolError ? failure.code : 'ERROR';
+        this.log.warn({ request: name, code, err: failure }, `${name} failed: ${errorText(failure)}`);
+        if (mandatory) {
+          // GET_CONFIG has a failure reply (an empty payload); the other GET_* have none, and the
+          // front-end blocks on the reply, so the only honest answer is to hang up.
+          if (msg.request !== T.VHOST_USER_GET_CONFIG) return `${name} failed and has no failure reply: ${errorText(failure)}`;
+          reply = new Uint8Array(0);
+        }
       }
+      if (mandatory) sendWithFds(this.fd, M.encodeReply(msg.request, reply ?? new Uint8Array(0)), failed ? [] : fds);
+      else if (ack) this.send(M.encodeReply(msg.request, M.encodeU64(failed ? 1n : 0n)));
+    } finally {
+      for (const f of fds) closeFd(f);
     }
-    if (mandatory) this.send(M.encodeReply(msg.request, reply ?? new Uint8Array(0)));
-    else if (ack) this.send(M.encodeReply(msg.request, M.encodeU64(failed ? 1n : 0n)));
     return null;
   }
 
@@ -258,13 +277,11 @@ export class VhostUserConnection {
         return null;
       case T.VHOST_USER_GET_STATUS:
         return M.encodeU64(BigInt(this.status));
-      case T.VHOST_USER_GET_INFLIGHT_FD: {
-        // INFLIGHT_SHMFD is not offered yet: mmap_size 0 and no fd declines inflight tracking.
-        const d = M.decodeInflight(p);
-        return M.encodeInflight({ mmapSize: 0, mmapOffset: 0, numQueues: d.numQueues, queueSize: d.queueSize });
-      }
+      case T.VHOST_USER_GET_INFLIGHT_FD:
+        return this.getInflightFd(M.decodeInflight(p));
       case T.VHOST_USER_SET_INFLIGHT_FD:
-        throw new VhostUserProtocolError('UNSUPPORTED_REQUEST', `${name}: INFLIGHT_SHMFD was not offered`);
+        await this.setInflightFd(msg, M.decodeInflight(p));
+        return null;
       case T.VHOST_USER_SET_LOG_BASE:
       case T.VHOST_USER_SET_LOG_FD:
         throw new VhostUserProtocolError('UNSUPPORTED_REQUEST', `${name}: LOG_SHMFD was not offered (no dirty logging)`);
@@ -318,6 +335,37 @@ export class VhostUserConnection {
       throw new VhostUserProtocolError('MISSING_FD', `${T.requestName(msg.request)}: ${what} needs ${n} file descriptor(s), ${msg.fds.length} arrived`);
     }
     return msg.fds.splice(0, n);
+  }
+
+  // ---- inflight tracking (INFLIGHT_SHMFD) ----
+
+  /** A new zeroed region sized for the front-end's queues; its fd goes with the reply. */
+  private getInflightFd(d: M.InflightDesc): Uint8Array {
+    this.requireProtocolFeature(T.VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, 'GET_INFLIGHT_FD');
+    validateInflightShape(d, this.device.maxQueues());
+    const mmapSize = d.numQueues * inflightQueueBytes(d.queueSize);
+    this.replyFds.push(memfdCreate(`vhostd-inflight-${this.device.name}`, mmapSize));
+    return M.encodeInflight({ mmapSize, mmapOffset: 0, numQueues: d.numQueues, queueSize: d.queueSize });
+  }
+
+  private async setInflightFd(msg: M.VhostUserMessage, d: M.InflightDesc): Promise<void> {
+    this.requireProtocolFeature(T.VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, 'SET_INFLIGHT_FD');
+    const [fd] = this.takeFds(msg, 1, 'the inflight region');
+    try {
+      validateInflightShape(d, this.device.maxQueues());
+      if (d.mmapSize < d.numQueues * inflightQueueBytes(d.queueSize)) {
+        throw new VhostUserProtocolError('BAD_INFLIGHT', `SET_INFLIGHT_FD: ${d.mmapSize} bytes cannot hold ${d.numQueues} queue(s) of ${d.queueSize}`);
+      }
+      if (this.rings.running > 0) throw new VhostUserProtocolError('BAD_INFLIGHT', 'SET_INFLIGHT_FD while rings run');
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+    await deviceCall(this.device.name, 'setInflight', this.device.setInflight({ fd, ...d }));
+  }
+
+  private requireProtocolFeature(n: number, what: string): void {
+    if (!this.hasProtocolFeature(n)) throw new VhostUserProtocolError('UNSUPPORTED_REQUEST', `${what}: protocol feature ${n} was not negotiated`);
   }
 
   // ---- memory ----

@@ -12,6 +12,16 @@ export interface VhostUserRegion {
   fd: number;
 }
 
+/** The inflight-tracking region of SET_INFLIGHT_FD (INFLIGHT_SHMFD), with its fd. */
+export interface InflightRegion {
+  /** Owned by the device once passed to setInflight(); it closes the fd when done with it. */
+  fd: number;
+  mmapSize: number;
+  mmapOffset: number;
+  numQueues: number;
+  queueSize: number;
+}
+
 /** A ring that is both started (kick set) and enabled: the device may process it. */
 export interface VringSetup {
   index: number;
@@ -53,6 +63,12 @@ export interface VhostUserDevice {
   /** Replaces the whole memory table. Rings that run keep running on the new table. The device owns
    *  (and closes) the region fds whether or not this succeeds. */
   setMemory(regions: VhostUserRegion[]): Promise<void>;
+  /**
+   * SET_INFLIGHT_FD: the region where rings record the requests they hold, kept by the front-end
+   * across a back-end restart; rings started later resume from it. Sent while no ring runs. The
+   * device owns (and closes) the fd whether or not this succeeds.
+   */
+  setInflight(region: InflightRegion): Promise<void>;
   /** Starts processing a ring. */
   startRing(setup: VringSetup): Promise<void>;
   /** Stops a ring; resolves with the next avail index once the device no longer touches it. */

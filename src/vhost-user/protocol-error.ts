@@ -23,6 +23,7 @@ export type VhostUserErrorCode =
   | 'BAD_VALUE'
   | 'UNSUPPORTED_FEATURES'
   | 'CONFIG_REFUSED'
+  | 'BAD_INFLIGHT'
   | 'DEVICE_ERROR';
 
 const framingCodes: ReadonlySet<VhostUserErrorCode> = new Set(['BAD_VERSION', 'BAD_FLAGS', 'PAYLOAD_TOO_LARGE', 'FDS_TRUNCATED']);

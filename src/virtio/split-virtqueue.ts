@@ -10,6 +10,7 @@ import type { GuestMemory } from './guest-memory.ts';
 import type { DescriptorChain } from './descriptor-chain.ts';
 import type { Virtqueue } from './virtqueue.ts';
 import { VirtqueueError, type VirtqueueErrorCode } from './virtqueue-error.ts';
+import type { SplitInflightLog } from './split-inflight.ts';
 import { ADDR_HI_LIMIT, appendGuestSegments, hex64, SEG_FULL, SEG_UNMAPPED } from './guest-segments.ts';
 import {
   VIRTQ_AVAIL_ALIGN,
@@ -40,6 +41,11 @@ export interface SplitVirtqueueOptions {
   eventIdx: boolean;
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
   indirect: boolean;
+  /**
+   * Inflight tracking (INFLIGHT_SHMFD). Its record decides where the ring resumes (lastAvailIdx is
+   * used only for a fresh record) and which heads pop() hands out again first.
+   */
+  inflight?: SplitInflightLog | null;
 }
 
 const TWO_32 = 0x100000000;
@@ -90,6 +96,10 @@ export class SplitVirtqueue implements Virtqueue {
   /** With EVENT_IDX: false until the first flush (we cannot know what the driver saw before). */
   private signalledValid = false;
   private notifyState = NOTIFY_UNKNOWN;
+  private readonly inflight: SplitInflightLog | null;
+  /** Heads the crashed back-end had popped and not completed: popped again first, oldest first. */
+  private resubmit: Uint16Array = EMPTY16;
+  private resubmitPos = 0;
 
   /** Throws VirtqueueError (BAD_QUEUE_SIZE, RING_MISALIGNED, RING_NOT_MAPPED) when the setup is unusable. */
   constructor(memory: GuestMemory, opts: SplitVirtqueueOptions) {
@@ -121,6 +131,18 @@ export class SplitVirtqueue implements Virtqueue {
     // used.idx in guest memory is the truth after a restart (the guest has seen up to it).
     this.nextUsedIdx = Atomics.load(this.used16, 1);
     this.publishedUsedIdx = this.nextUsedIdx;
+    this.inflight = opts.inflight ?? null;
+    if (this.inflight !== null) {
+      const r = this.inflight.recover(this.nextUsedIdx, this.used32, this.mask, this.lastAvailIdx);
+      this.lastAvailIdx = r.lastAvailIdx;
+      this.shadowAvailIdx = r.lastAvailIdx;
+      this.resubmit = r.resubmit;
+    }
+  }
+
+  /** Heads recovered from the inflight record and not popped again yet. */
+  get resubmitPending(): number {
+    return this.resubmit.length - this.resubmitPos;
   }
 
   /** The next used index to be written (pushed elements included, published or not). */
@@ -143,13 +165,14 @@ export class SplitVirtqueue implements Virtqueue {
       return 0;
     }
     this.shadowAvailIdx = idx;
-    return n;
+    return n + this.resubmit.length - this.resubmitPos;
   }
 
   /** Pops the next chain into `chain` (reset first). False when empty or broken (see `error`). */
   pop(chain: DescriptorChain): boolean {
     chain.reset();
     if (this.error !== null) return false;
+    if (this.resubmitPos < this.resubmit.length) return this.popResubmitted(chain);
     if (this.lastAvailIdx === this.shadowAvailIdx && this.available() === 0) return false;
     const slot = this.lastAvailIdx & this.mask;
     const head = this.avail[2 + slot];
@@ -163,6 +186,19 @@ export class SplitVirtqueue implements Virtqueue {
     chain.head = head;
     chain.id = head;
     this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
+    if (this.inflight !== null) this.inflight.popped(head);
+    return true;
+  }
+
+  /** A head from before a back-end restart: still marked in the record, the avail ring is past it. */
+  private popResubmitted(chain: DescriptorChain): boolean {
+    const head = this.resubmit[this.resubmitPos++];
+    if (!this.walk(chain, head)) {
+      chain.reset();
+      return false;
+    }
+    chain.head = head;
+    chain.id = head;
     return true;
   }
 
@@ -192,6 +228,7 @@ export class SplitVirtqueue implements Virtqueue {
     // Atomics.store is also the full fence between this store and the loads below (fence 1).
     Atomics.store(this.used16, 1, now);
     this.publishedUsedIdx = now;
+    if (this.inflight !== null) this.inflight.published(old, now, this.used32, this.mask);
     if (this.eventIdx) {
       const usedEvent = this.avail[2 + this.size];
       if (!this.signalledValid) {
@@ -220,7 +257,7 @@ export class SplitVirtqueue implements Virtqueue {
     // Atomics.store is the full fence before the re-check (fence 2).
     if (this.eventIdx) Atomics.store(this.used16, 2 + 4 * this.size, this.lastAvailIdx);
     else Atomics.store(this.used16, 0, 0);
-    return Atomics.load(this.avail, 1) !== this.lastAvailIdx;
+    return Atomics.load(this.avail, 1) !== this.lastAvailIdx || this.resubmitPos < this.resubmit.length;
   }
 
   /**

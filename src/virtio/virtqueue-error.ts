@@ -17,7 +17,8 @@ export type VirtqueueErrorCode =
   | 'ADDRESS_NOT_MAPPED'
   | 'READABLE_AFTER_WRITABLE'
   | 'CHAIN_TOO_LONG'
-  | 'TOO_MANY_SEGMENTS';
+  | 'TOO_MANY_SEGMENTS'
+  | 'BAD_INFLIGHT_REGION';
 
 export class VirtqueueError extends Error {
   readonly code: VirtqueueErrorCode;

@@ -22,11 +22,21 @@ export interface Daemon {
 export interface DaemonOptions {
   /** Default: $VHOSTD_TEST_LOG_LEVEL, else info. */
   logLevel?: string;
+  /**
+   * Socket directory and RPC socket's home (default: a new temporary one, removed by stop()).
+   * A given one is left in place: a daemon restarted on it serves the same socket paths.
+   */
+  dir?: string;
 }
 
 export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions = {}): Promise<Daemon> {
-  const dir = mkdtempSync(join(tmpdir(), 'vhostd-it-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'vhostd-it-'));
+  const removeDir = (): void => {
+    if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
+  };
   const rpcPath = join(dir, 'rpc.sock');
+  // A crashed predecessor's socket file would look like this daemon's.
+  rmSync(rpcPath, { force: true });
   const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -51,8 +61,8 @@ export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions 
     socket: (ctrlr) => join(dir, ctrlr),
     async stop() {
       client.close();
-      if (proc.exitCode !== null) {
-        rmSync(dir, { recursive: true, force: true });
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        removeDir();
         return proc.exitCode;
       }
       const code = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
@@ -60,7 +70,7 @@ export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions 
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
       const c = await code;
       clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
+      removeDir();
       return c;
     },
   };

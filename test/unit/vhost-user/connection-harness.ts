@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { componentLogger } from '../../../src/log/logger.ts';
 import { socketPair } from '../../../src/sys/unix-socket.ts';
-import { closeFd } from '../../../src/sys/fd.ts';
+import { closeFd, fdSize } from '../../../src/sys/fd.ts';
+import { inflightQueueBytes } from '../../../src/virtio/split-inflight.ts';
 import { eventfdCreate } from '../../../src/sys/eventfd.ts';
 import { memfdCreate } from '../../../src/sys/memory.ts';
 import { VhostUserConnection } from '../../../src/vhost-user/connection.ts';
@@ -124,8 +125,13 @@ export async function qemuStart(h: Harness, bases: [number, number] = [0, 5], ad
   fe.send(T.VHOST_USER_GET_INFLIGHT_FD, M.encodeInflight({ mmapSize: 0, mmapOffset: 0, numQueues: 4, queueSize: 128 }));
   const inflight = await fe.reply(T.VHOST_USER_GET_INFLIGHT_FD);
   assert.equal(inflight.size, 24);
-  assert.equal(inflight.fds.length, 0);
-  assert.deepEqual(M.decodeInflight(inflight.payload), { mmapSize: 0, mmapOffset: 0, numQueues: 4, queueSize: 128 });
+  assert.equal(inflight.fds.length, 1, 'a zeroed region for the inflight records comes with the reply');
+  const region = M.decodeInflight(inflight.payload);
+  assert.deepEqual(region, { mmapSize: 4 * inflightQueueBytes(128), mmapOffset: 0, numQueues: 4, queueSize: 128 });
+  assert.equal(fdSize(inflight.fds[0]), region.mmapSize);
+  // QEMU keeps the region and hands it back at every start (and to a restarted back-end).
+  assert.equal(await fe.call(T.VHOST_USER_SET_INFLIGHT_FD, M.encodeInflight(region), [inflight.fds[0]]), 0n);
+  closeFd(inflight.fds[0]);
   assert.equal(await fe.call(T.VHOST_USER_SET_FEATURES, u64(features)), 0n);
   if (addMemory) {
     assert.equal(await fe.call(T.VHOST_USER_ADD_MEM_REG, M.encodeMemRegionMsg(REGION0), [memfd(h, 0x10000)]), 0n);

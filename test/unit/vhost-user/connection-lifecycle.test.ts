@@ -16,7 +16,7 @@ test('QEMU 10 connect/start/stop sequence drives the device', async () => {
   const kicks = await qemuStart(h);
   const d = h.device;
   const features = d.features | PROTOCOL;
-  assert.deepEqual(d.ops(), ['connected', 'setFeatures', 'setFeatures', 'setMemory', 'setMemory', 'startRing(2)', 'startRing(3)']);
+  assert.deepEqual(d.ops(), ['connected', 'setFeatures', 'setInflight', 'setFeatures', 'setMemory', 'setMemory', 'startRing(2)', 'startRing(3)']);
   const mems = d.calls.flatMap((c) => (c.op === 'setMemory' ? [c] : []));
   assert.deepEqual(mems[0].regions, [REGION0]);
   assert.deepEqual(mems[1].regions, [REGION0, REGION1]);
@@ -118,7 +118,7 @@ test('RESET_DEVICE stops rings, resets the device, keeps memory table and protoc
   assert.equal(await h.fe.call(T.VHOST_USER_ADD_MEM_REG, M.encodeMemRegionMsg(REGION0), [memfd(h, 0x10000)]), 0n);
   h.device.clear();
   await qemuStart(h, [0, 0], false);
-  assert.deepEqual(h.device.ops(), ['setFeatures', 'setFeatures', 'startRing(2)', 'startRing(3)']);
+  assert.deepEqual(h.device.ops(), ['setFeatures', 'setInflight', 'setFeatures', 'startRing(2)', 'startRing(3)']);
   const setups = startSetups(h.device);
   assert.deepEqual(setups.map((s) => s.index), [2, 3]);
   assert.ok(setups.every((s) => s.callFd >= 0), 'call fds survive RESET_DEVICE');

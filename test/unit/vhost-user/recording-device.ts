@@ -1,11 +1,12 @@
 // A VhostUserDevice that records every call, for connection tests.
 import { closeFd, fdSize } from '../../../src/sys/fd.ts';
-import type { VhostUserDevice, VhostUserRegion, VringSetup } from '../../../src/vhost-user/device.ts';
+import type { InflightRegion, VhostUserDevice, VhostUserRegion, VringSetup } from '../../../src/vhost-user/device.ts';
 
 export type DeviceCall =
   | { op: 'connected' }
   | { op: 'setFeatures'; features: bigint }
   | { op: 'setMemory'; regions: Omit<VhostUserRegion, 'fd'>[]; fileSizes: number[] }
+  | { op: 'setInflight'; region: Omit<InflightRegion, 'fd'>; fileSize: number }
   | { op: 'startRing'; setup: VringSetup }
   | { op: 'stopRing'; index: number }
   | { op: 'setRingCallFd'; index: number; fd: number }
@@ -54,6 +55,11 @@ export class RecordingDevice implements VhostUserDevice {
     const fileSizes = regions.map((r) => fdSize(r.fd));
     this.calls.push({ op: 'setMemory', regions: regions.map(({ fd: _fd, ...rest }) => rest), fileSizes });
     for (const r of regions) closeFd(r.fd); // the device owns what it is given
+  }
+  async setInflight(region: InflightRegion): Promise<void> {
+    const { fd, ...rest } = region;
+    this.calls.push({ op: 'setInflight', region: rest, fileSize: fdSize(fd) });
+    closeFd(fd);
   }
   async startRing(setup: VringSetup): Promise<void> {
     if (this.failStart) throw new Error('ring addresses are not in guest memory');
