@@ -22,12 +22,19 @@ export interface Daemon {
 export interface DaemonOptions {
   /** Default: $VHOSTD_TEST_LOG_LEVEL, else info. */
   logLevel?: string;
+  /**
+   * Controller sockets in this directory instead of the daemon's own fresh one (which keeps only
+   * the RPC socket), and not removed at stop: a daemon started after another one crashed serves
+   * the same socket paths, so QEMU can reconnect to it.
+   */
+  socketDir?: string;
 }
 
 export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'vhostd-it-'));
   const rpcPath = join(dir, 'rpc.sock');
-  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
+  const socketDir = opts.socketDir ?? dir;
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', socketDir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
@@ -48,10 +55,11 @@ export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions 
     proc,
     stderr,
     call: (method, params) => client.call(method, params),
-    socket: (ctrlr) => join(dir, ctrlr),
+    socket: (ctrlr) => join(socketDir, ctrlr),
     async stop() {
       client.close();
-      if (proc.exitCode !== null) {
+      // Already gone (exited, or killed by a signal: then there is no exit event left to wait for).
+      if (proc.exitCode !== null || proc.signalCode !== null) {
         rmSync(dir, { recursive: true, force: true });
         return proc.exitCode;
       }
