@@ -154,6 +154,9 @@ export class VirtioDevice {
     processor.attach(vq);
     this.running.push(slot);
     if (slot.kickFd >= 0) this.host.watchKick(slot.kickFd);
+    // A back-end that died after publishing used elements may not have signalled them: one
+    // interrupt on a resumed ring makes the driver look (spurious ones are harmless).
+    if (vq instanceof SplitVirtqueue && vq.resumedFromInflight && slot.callFd >= 0) eventfdSignal(slot.callFd);
   }
 
   private makeQueue(mem: GuestMemory, setup: VringSetup): Virtqueue {

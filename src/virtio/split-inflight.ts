@@ -41,6 +41,8 @@ export class SplitInflightLog {
   private readonly u32: Uint32Array;
   /** recover() found a record of another ring and started over. */
   discarded = false;
+  /** recover() read a record of this ring (a restart, or a start after a stop): not a fresh one. */
+  resumed = false;
   /** Order in which heads were popped; the next value to store. */
   private counter = 1;
 
@@ -76,6 +78,7 @@ export class SplitInflightLog {
       u16[H_VERSION] = VERSION;
       return { resubmit: new Uint16Array(0), lastAvailIdx: freshLastAvailIdx };
     }
+    this.resumed = true;
     this.published(u16[H_USED_IDX], usedIdx, used32, mask);
     const heads: number[] = [];
     let maxCounter = 0;

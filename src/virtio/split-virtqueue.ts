@@ -140,6 +140,11 @@ export class SplitVirtqueue implements Virtqueue {
     }
   }
 
+  /** Started over a record of this ring kept by the front-end (see SplitInflightLog.resumed). */
+  get resumedFromInflight(): boolean {
+    return this.inflight !== null && this.inflight.resumed;
+  }
+
   /** Heads recovered from the inflight record and not popped again yet. */
   get resubmitPending(): number {
     return this.resubmit.length - this.resubmitPos;

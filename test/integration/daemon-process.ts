@@ -27,6 +27,12 @@ export interface DaemonOptions {
    * A given one is left in place: a daemon restarted on it serves the same socket paths.
    */
   dir?: string;
+  /**
+   * Controller sockets in this directory instead of the daemon's own fresh one (which keeps only
+   * the RPC socket), and not removed at stop: a daemon started after another one crashed serves
+   * the same socket paths, so QEMU can reconnect to it.
+   */
+  socketDir?: string;
 }
 
 export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions = {}): Promise<Daemon> {
@@ -37,7 +43,8 @@ export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions 
   const rpcPath = join(dir, 'rpc.sock');
   // A crashed predecessor's socket file would look like this daemon's.
   rmSync(rpcPath, { force: true });
-  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', dir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
+  const socketDir = opts.socketDir ?? dir;
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', socketDir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
@@ -58,9 +65,10 @@ export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions 
     proc,
     stderr,
     call: (method, params) => client.call(method, params),
-    socket: (ctrlr) => join(dir, ctrlr),
+    socket: (ctrlr) => join(socketDir, ctrlr),
     async stop() {
       client.close();
+      // Already gone (exited, or killed by a signal: then there is no exit event left to wait for).
       if (proc.exitCode !== null || proc.signalCode !== null) {
         removeDir();
         return proc.exitCode;
