@@ -350,17 +350,13 @@ export class VhostUserConnection {
 
   private async setInflightFd(msg: M.VhostUserMessage, d: M.InflightDesc): Promise<void> {
     this.requireProtocolFeature(T.VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, 'SET_INFLIGHT_FD');
-    const [fd] = this.takeFds(msg, 1, 'the inflight region');
-    try {
-      validateInflightShape(d, this.device.maxQueues());
-      if (d.mmapSize < d.numQueues * inflightQueueBytes(d.queueSize)) {
-        throw new VhostUserProtocolError('BAD_INFLIGHT', `SET_INFLIGHT_FD: ${d.mmapSize} bytes cannot hold ${d.numQueues} queue(s) of ${d.queueSize}`);
-      }
-      if (this.rings.running > 0) throw new VhostUserProtocolError('BAD_INFLIGHT', 'SET_INFLIGHT_FD while rings run');
-    } catch (e) {
-      closeFd(fd);
-      throw e;
+    // Checked before the fd is taken: dispatch() closes the fds of a message that failed.
+    validateInflightShape(d, this.device.maxQueues());
+    if (d.mmapSize < d.numQueues * inflightQueueBytes(d.queueSize)) {
+      throw new VhostUserProtocolError('BAD_INFLIGHT', `SET_INFLIGHT_FD: ${d.mmapSize} bytes cannot hold ${d.numQueues} queue(s) of ${d.queueSize}`);
     }
+    if (this.rings.running > 0) throw new VhostUserProtocolError('BAD_INFLIGHT', 'SET_INFLIGHT_FD while rings run');
+    const [fd] = this.takeFds(msg, 1, 'the inflight region');
     await deviceCall(this.device.name, 'setInflight', this.device.setInflight({ fd, ...d }));
   }
 

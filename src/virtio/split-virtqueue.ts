@@ -170,34 +170,29 @@ export class SplitVirtqueue implements Virtqueue {
       return 0;
     }
     this.shadowAvailIdx = idx;
-    return n + this.resubmit.length - this.resubmitPos;
+    return n + this.resubmitPending;
   }
 
   /** Pops the next chain into `chain` (reset first). False when empty or broken (see `error`). */
   pop(chain: DescriptorChain): boolean {
     chain.reset();
     if (this.error !== null) return false;
-    if (this.resubmitPos < this.resubmit.length) return this.popResubmitted(chain);
+    // A head from before a back-end restart: still marked in the record, the avail ring is past it.
+    if (this.resubmitPending > 0) return this.take(chain, this.resubmit[this.resubmitPos++]);
     if (this.lastAvailIdx === this.shadowAvailIdx && this.available() === 0) return false;
     const slot = this.lastAvailIdx & this.mask;
     const head = this.avail[2 + slot];
     if (head >= this.size) {
       return this.fail('HEAD_OUT_OF_RANGE', `avail ring slot ${slot} (avail idx ${this.lastAvailIdx}): head ${head} >= queue size ${this.size}`);
     }
-    if (!this.walk(chain, head)) {
-      chain.reset();
-      return false;
-    }
-    chain.head = head;
-    chain.id = head;
+    if (!this.take(chain, head)) return false;
     this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
     if (this.inflight !== null) this.inflight.popped(head);
     return true;
   }
 
-  /** A head from before a back-end restart: still marked in the record, the avail ring is past it. */
-  private popResubmitted(chain: DescriptorChain): boolean {
-    const head = this.resubmit[this.resubmitPos++];
+  /** Walks `head` into `chain`; false (chain reset, queue broken) when the chain is invalid. */
+  private take(chain: DescriptorChain, head: number): boolean {
     if (!this.walk(chain, head)) {
       chain.reset();
       return false;
@@ -262,7 +257,7 @@ export class SplitVirtqueue implements Virtqueue {
     // Atomics.store is the full fence before the re-check (fence 2).
     if (this.eventIdx) Atomics.store(this.used16, 2 + 4 * this.size, this.lastAvailIdx);
     else Atomics.store(this.used16, 0, 0);
-    return Atomics.load(this.avail, 1) !== this.lastAvailIdx || this.resubmitPos < this.resubmit.length;
+    return Atomics.load(this.avail, 1) !== this.lastAvailIdx || this.resubmitPending > 0;
   }
 
   /**
