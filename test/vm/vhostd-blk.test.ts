@@ -9,16 +9,12 @@ import { findQemu, runVm, type QemuFlavour, type VmRun } from './qemu.ts';
 import { assertDiskRun, diskScenarioParams, SECTOR, type DiskScenario } from './disk-scenario.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
+import { vhostUserBlkArgs } from './vhost-user-args.ts';
 import { startDaemon } from '../integration/daemon-process.ts';
 import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { assertGuestSteps } from './run-assertions.ts';
 
 const MIB_SECTORS = 2048;
-
-function vhostUserBlkArgs(id: string, socket: string, numQueues: number): string[] {
-  return ['-chardev', `socket,id=${id},path=${socket}`, '-device', `vhost-user-blk-pci,chardev=${id},num-queues=${numQueues},queue-size=128`];
-}
-
 
 async function blkGuests(t: TestContext, flavour: QemuFlavour): Promise<void> {
   const prepared = await prepareOrSkip(t, async () => ({ qemu: findQemu(flavour), image: await ensureGuestImage() }));

@@ -17,6 +17,7 @@ import { assertGuestSteps } from './run-assertions.ts';
 import type { GuestImage } from './guest-image.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
+import { vhostUserBlkArgs } from './vhost-user-args.ts';
 import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { startDaemon, type Daemon } from '../integration/daemon-process.ts';
 import { GuestMemoryArena } from '../../src/frontend/guest-memory-arena.ts';
@@ -41,11 +42,6 @@ const ORIGIN_STEPS = [...FIRST_STEPS, 'write-a1', 'verify-a1', 'write-b-running'
 const CLONE_STEPS = [...FIRST_STEPS, 'verify-a1', 'no-a2', 'write-c4'];
 const ORIGIN_AGAIN_STEPS = [...FIRST_STEPS, 'verify-a2', 'verify-a1-odd', 'verify-b'];
 const CLONE_AGAIN_STEPS = [...FIRST_STEPS, 'verify-a1', 'no-a2', 'verify-c4'];
-
-function vhostUserBlkArgs(id: string, socket: string, numQueues: number): string[] {
-  return ['-chardev', `socket,id=${id},path=${socket}`, '-device', `vhost-user-blk-pci,chardev=${id},num-queues=${numQueues},queue-size=128`];
-}
-
 
 /** What fio's verify=pattern with verify_pattern=0x<gen>5c3e9d17%o writes in the 4 KiB block at `offset`. */
 function fioPatternBlock(gen: number, offset: number): Buffer {

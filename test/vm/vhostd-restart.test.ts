@@ -19,6 +19,7 @@ import { findQemu, runVm, type QemuBinary, type QemuFlavour } from './qemu.ts';
 import { assertGuestSteps } from './run-assertions.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
+import { vhostUserBlkArgs, vhostUserScsiArgs } from './vhost-user-args.ts';
 import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { startDaemon, type Daemon } from '../integration/daemon-process.ts';
 
@@ -54,9 +55,7 @@ function reconnectOption(qemu: QemuBinary): string {
 }
 
 function deviceArgs(bus: Bus, qemu: QemuBinary, socket: string): string[] {
-  const chardev = ['-chardev', `socket,id=c0,path=${socket},${reconnectOption(qemu)}`];
-  if (bus === 'blk') return [...chardev, '-device', 'vhost-user-blk-pci,chardev=c0,num-queues=2,queue-size=128'];
-  return [...chardev, '-device', 'vhost-user-scsi-pci,chardev=c0,num_queues=2,virtqueue_size=128'];
+  return (bus === 'blk' ? vhostUserBlkArgs : vhostUserScsiArgs)('c0', socket, 2, reconnectOption(qemu));
 }
 
 /** The vhost-user requests in a daemon's debug log, runs of one request folded ("SET_VRING_NUM x4"). */

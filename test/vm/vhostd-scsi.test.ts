@@ -8,15 +8,12 @@ import { findQemu, runVm, type QemuFlavour } from './qemu.ts';
 import { assertDiskRun, diskScenarioParams, markerSector, SECTOR, type DiskScenario } from './disk-scenario.ts';
 import { formatResults } from './guest-results.ts';
 import { prepareOrSkip } from './vm-prerequisites.ts';
+import { vhostUserScsiArgs } from './vhost-user-args.ts';
 import { VM_DAEMON, withDaemonLog } from './daemon-log.ts';
 import { startDaemon, type Daemon } from '../integration/daemon-process.ts';
 import { GuestMemoryArena } from '../../src/frontend/guest-memory-arena.ts';
 import { connectLikeQemu } from '../../src/frontend/qemu-like-session.ts';
 import { VirtioScsiDriver } from '../../src/frontend/virtio-scsi-driver.ts';
-
-function vhostUserScsiArgs(id: string, socket: string, numQueues: number): string[] {
-  return ['-chardev', `socket,id=${id},path=${socket}`, '-device', `vhost-user-scsi-pci,chardev=${id},num_queues=${numQueues},virtqueue_size=128`];
-}
 
 /** Reads the marker sector back through the daemon (a RAM bdev has no file to look at). */
 async function readMarker(d: Daemon, ctrlr: string, lba: number): Promise<Uint8Array> {
