@@ -90,6 +90,8 @@ test('vhostctl configures a daemon; save_config output restores it with -c', asy
     writeFileSync(cfg, saved);
     const d2 = await startVhostd(['-c', cfg, '-S', dir, '-r', rpc, '--no-pin'], rpc);
     try {
+      // The RPC socket answers while the config is still being applied.
+      vhostctl(rpc, 'framework_wait_init');
       const ctrls = JSON.parse(vhostctl(rpc, 'vhost_get_controllers', '--name', 'vm1')) as { backend_specific: { scsi: { scsi_dev_num: number; luns: { bdev_name: string }[] }[] } }[];
       assert.deepEqual(
         ctrls[0].backend_specific.scsi.map((t) => [t.scsi_dev_num, t.luns[0].bdev_name]),
