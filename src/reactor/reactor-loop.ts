@@ -35,6 +35,12 @@ export class ReactorLoop implements DeviceHost {
   private pendingStops: PendingStop[] = [];
   /** scsi.tmf requests waiting for their tasks: seq -> device id (failed if the device goes). */
   private readonly pendingTmfs = new Map<number, number>();
+  /**
+   * Finished scsi.tmf requests (seq, response pairs), answered after the next used-ring flush: the
+   * control plane relays the answer to the reactor with the control queue, whose TMF response
+   * must not reach the driver before the responses of the commands the TMF waited for.
+   */
+  private readonly tmfAnswers: number[] = [];
   private stopping = false;
   private shutdownSeq = -1;
   /** Guest notifications are enabled (set before sleeping, cleared by the next turn). */
@@ -193,7 +199,7 @@ export class ReactorLoop implements DeviceHost {
     if (!(model instanceof VirtioScsiModel)) throw new DeviceError('WRONG_DEVICE_KIND', `device ${cmd.deviceId} is not a virtio-scsi device`);
     const waiter: ScsiTmfWaiter = {
       scsiTmfDone: (response) => {
-        if (this.pendingTmfs.delete(seq)) this.reply(seq, response);
+        if (this.pendingTmfs.delete(seq)) this.tmfAnswers.push(seq, response);
       },
     };
     // Registered first: the waiter may answer inside the call.
@@ -204,6 +210,12 @@ export class ReactorLoop implements DeviceHost {
       this.pendingTmfs.delete(seq);
       throw e;
     }
+  }
+
+  private sendTmfAnswers(): void {
+    const a = this.tmfAnswers;
+    for (let i = 0; i < a.length; i += 2) this.reply(a[i], a[i + 1]);
+    a.length = 0;
   }
 
   private failPendingTmfs(deviceId: number): void {
@@ -246,6 +258,7 @@ export class ReactorLoop implements DeviceHost {
   private sleep(): void {
     const devices = this.deviceList;
     // Requests waiting for bdev completions (io_uring) are reaped by polling: no sleeping then.
+    if (this.tmfAnswers.length > 0) return;
     for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0 || devices[i].hasPendingSignals()) return;
     let arrived = false;
     for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
@@ -284,6 +297,7 @@ export class ReactorLoop implements DeviceHost {
       let work = 0;
       const devices = this.deviceList;
       for (let i = 0; i < devices.length; i++) work += devices[i].poll();
+      if (this.tmfAnswers.length > 0) this.sendTmfAnswers();
       if (this.armed) this.disarm();
       this.drainMailbox();
       this.finishPendingStops();
