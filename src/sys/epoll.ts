@@ -16,6 +16,8 @@ export class Epoll {
   readonly tokens: Int32Array;
   private readonly ev = nativeScratch(EVENT_SIZE);
   private readonly out;
+  /** out as int32 words: entry i's token (the low half of its u64 data) is word 3i + 1. */
+  private readonly outWords: Int32Array;
 
   constructor(maxEvents = 64) {
     this.fd = c.epoll_create1(EPOLL_CLOEXEC);
@@ -23,6 +25,7 @@ export class Epoll {
     this.maxEvents = maxEvents;
     this.tokens = new Int32Array(maxEvents);
     this.out = nativeScratch(EVENT_SIZE * maxEvents);
+    this.outWords = new Int32Array(this.out.bytes.buffer, this.out.bytes.byteOffset, (EVENT_SIZE * maxEvents) >>> 2);
   }
 
   private ctl(op: number, fd: number, token: number, events: number): void {
@@ -54,8 +57,9 @@ export class Epoll {
       if (lastErrno() === EINTR) return 0;
       throwErrno('epoll_wait');
     }
-    const dv = this.out.dv;
-    for (let i = 0; i < n; i++) this.tokens[i] = dv.getUint32(i * EVENT_SIZE + 4, true) | 0;
+    // Read as int32, not getUint32() | 0: a token of -1 would be a heap number on the way.
+    const w = this.outWords;
+    for (let i = 0; i < n; i++) this.tokens[i] = w[3 * i + 1];
     return n;
   }
 

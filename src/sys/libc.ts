@@ -30,6 +30,7 @@ export const c = {
   epoll_wait: libc.func('int epoll_wait(int, void *, int, int)'),
   sched_setaffinity: libc.func('int sched_setaffinity(int, size_t, const void *)'),
   gettid: libc.func('int gettid()'),
+  clock_gettime: libc.func('int clock_gettime(int, void *)'),
   memcpy: libc.func('void *memcpy(uintptr_t, uintptr_t, size_t)'),
 };
 

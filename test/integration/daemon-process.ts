@@ -33,6 +33,8 @@ export interface DaemonOptions {
    * the same socket paths, so QEMU can reconnect to it.
    */
   socketDir?: string;
+  /** Pin reactor threads to their CPUs (default: unpinned, so tests share the machine's CPUs freely). */
+  pin?: boolean;
 }
 
 export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions = {}): Promise<Daemon> {
@@ -44,7 +46,7 @@ export async function startDaemon(extraArgs: string[] = [], opts: DaemonOptions 
   // A crashed predecessor's socket file would look like this daemon's.
   rmSync(rpcPath, { force: true });
   const socketDir = opts.socketDir ?? dir;
-  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', '--no-pin', '-S', socketDir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/vhostd.ts'), '--no-default', ...(opts.pin ? [] : ['--no-pin']), '-S', socketDir, '-r', rpcPath, '--log-level', opts.logLevel ?? process.env.VHOSTD_TEST_LOG_LEVEL ?? 'info', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
