@@ -1,7 +1,7 @@
 // JSON-RPC 2.0 server on a Unix socket (control plane: node:net). Several clients at once; each
 // connection's requests run one after another, in order, as a client like rpc.py expects.
 import net from 'node:net';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { lstatSync, rmSync, unlinkSync } from 'node:fs';
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import { componentLogger, type Logger } from '../log/logger.ts';
 import type { MallocHugepages } from '../bdev/modules/malloc.ts';
@@ -13,6 +13,7 @@ import type { LvolModule } from '../lvol/lvol-module.ts';
 import type { VhostApi } from './vhost-api.ts';
 import type { ReactorGcApi } from './reactor-methods.ts';
 import { createMethodTable } from './vhostd-methods.ts';
+import { publishListeningSocket, stagingSocketPath } from '../sys/unix-socket.ts';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/vhostd.sock';
 /** Largest single request; SPDK's receive buffer is bounded too. */
@@ -163,9 +164,20 @@ export class RpcServer {
         reject(new RpcServerError('RPC_LISTEN_FAILED', `cannot listen on ${this.socketPath}: ${e.code ?? e.message}`));
       };
       server.once('error', onError);
-      server.listen(this.socketPath, () => {
+      // Bound and listening under a staging name first, then linked to the real one: the file
+      // appears only once it accepts (a client polling for it never meets ECONNREFUSED).
+      const staged = stagingSocketPath(this.socketPath);
+      if (staged !== null) rmSync(staged, { force: true });
+      server.listen(staged ?? this.socketPath, () => {
         server.off('error', onError);
-        resolve();
+        if (staged === null) return resolve();
+        try {
+          publishListeningSocket(staged, this.socketPath);
+          resolve();
+        } catch (e) {
+          server.close();
+          reject(new RpcServerError('RPC_LISTEN_FAILED', `cannot listen on ${this.socketPath}: ${(e as { code?: string }).code ?? (e as Error).message}`));
+        }
       });
     });
     server.on('error', (e) => this.#logger.error({ err: e.message }, 'rpc server error'));

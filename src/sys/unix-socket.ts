@@ -1,4 +1,6 @@
 // Unix stream sockets with SCM_RIGHTS fd passing (vhost-user's transport).
+import { linkSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { c, nativeScratch, O_CLOEXEC } from './libc.ts';
 import { EAGAIN, lastErrno, SysError, throwErrno } from './errno.ts';
 
@@ -26,20 +28,82 @@ function sockaddrUn(path: string): Uint8Array {
   return sa;
 }
 
-/** Creates a non-blocking listening socket at path (the path must not exist). */
+const SUN_PATH_MAX = 107;
+const EEXIST = 17;
+const EADDRINUSE = 98;
+
+/**
+ * Where a socket for `path` is bound before it listens, in the same directory; null when that
+ * name would not fit in sun_path. bind() creates the file before listen() accepts anything: a
+ * client that sees the file then (a test, QEMU without reconnect, a script waiting for the RPC
+ * socket) would get ECONNREFUSED. Bound and listening under this name, the socket is then linked
+ * to `path` (publishListeningSocket).
+ */
+export function stagingSocketPath(path: string): string | null {
+  const staged = join(dirname(path), `.${basename(path)}.${process.pid}`);
+  return Buffer.byteLength(staged) <= SUN_PATH_MAX ? staged : null;
+}
+
+/**
+ * Gives the listening socket bound at `staged` its real name: link() fails if `path` exists, so
+ * two daemons racing for a path cannot take it from each other (as bind() would refuse). The
+ * staging name is removed either way.
+ */
+export function publishListeningSocket(staged: string, path: string): void {
+  try {
+    linkSync(staged, path);
+  } catch (e) {
+    // What bind() would have said: EADDRINUSE for a path that exists.
+    const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? EEXIST);
+    throw new SysError('bind', errno === EEXIST ? EADDRINUSE : errno, path);
+  } finally {
+    try {
+      unlinkSync(staged);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Errors name `path`, the socket's real name, whatever name `at` it is bound to. */
+function bindAndListen(fd: number, at: string, path: string, backlog: number): void {
+  const sa = sockaddrUn(at);
+  if (c.bind(fd, sa, sa.length) < 0) throw new SysError('bind', lastErrno(), path);
+  if (c.listen(fd, backlog) < 0) throw new SysError('listen', lastErrno(), path);
+}
+
+/**
+ * Creates a non-blocking listening socket at path (the path must not exist). The file appears
+ * only once the socket listens (see stagingSocketPath).
+ */
 export function listenUnix(path: string, backlog = 16): number {
   const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throwErrno('socket');
-  const sa = sockaddrUn(path);
-  if (c.bind(fd, sa, sa.length) < 0) {
-    const e = lastErrno();
+  const staged = stagingSocketPath(path);
+  try {
+    if (staged === null) {
+      bindAndListen(fd, path, path, backlog);
+    } else {
+      try {
+        unlinkSync(staged);
+      } catch {
+        // the usual case: no leftover of a crashed process with our pid
+      }
+      try {
+        bindAndListen(fd, staged, path, backlog);
+      } catch (e) {
+        try {
+          unlinkSync(staged);
+        } catch {
+          // never created
+        }
+        throw e;
+      }
+      publishListeningSocket(staged, path);
+    }
+  } catch (e) {
     c.close(fd);
-    throw new SysError('bind', e, path);
-  }
-  if (c.listen(fd, backlog) < 0) {
-    const e = lastErrno();
-    c.close(fd);
-    throw new SysError('listen', e, path);
+    throw e;
   }
   return fd;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rawExchange, startServer } from './rpc-harness.ts';
 import { RpcClient } from '../../../src/rpc/rpc-client.ts';
@@ -173,6 +173,8 @@ test('start: a stale socket file is replaced, a live one or a non-socket file is
     const c = await RpcClient.connect(stalePath);
     assert.equal(await c.call('framework_wait_init'), true);
     c.close();
+    // Listened on under a staging name first (the file appears only once it accepts): none left.
+    assert.deepEqual(readdirSync(h.dir).filter((f) => f.startsWith('.')), []);
     await third.close();
     assert.equal(existsSync(stalePath), false);
     // A regular file is never deleted.

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listenUnix, acceptUnix, connectUnix, recvWithFds, sendWithFds, socketPair } from '../../../src/sys/unix-socket.ts';
@@ -75,4 +76,58 @@ test('socketpair carries many fds and truncation is reported', () => {
   assert.equal(r?.fds.length, 8);
   assert.equal(r?.fdsTruncated, false);
   for (const fd of [...fds, ...(r?.fds ?? []), a, b]) closeFd(fd);
+});
+
+test('a listening socket file appears only once it accepts: a client that sees it never gets ECONNREFUSED', async () => {
+  // bind() creates the file before listen(): without the staging name a client polling for the
+  // file got in between in some of these rounds.
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-sys-'));
+  const rounds = 2000;
+  const path = join(dir, 'appear.sock');
+  const shared = new SharedArrayBuffer(16);
+  const w = new Int32Array(shared);
+  const worker = new Worker(new URL('./socket-appearance-probe.ts', import.meta.url), { workerData: { path, shared, rounds } });
+  const exited = new Promise<number>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', resolve);
+  });
+  try {
+    for (let r = 0; r < rounds; r++) {
+      Atomics.store(w, 0, r);
+      Atomics.notify(w, 0);
+      const fd = listenUnix(path);
+      // The probe connects (or is refused), then the next round starts from no file.
+      while (Atomics.load(w, 1) <= r) Atomics.wait(w, 1, r, 100);
+      const client = acceptUnix(fd);
+      if (client >= 0) closeFd(client);
+      closeFd(fd);
+      unlinkSync(path);
+    }
+    assert.equal(await exited, 0);
+    assert.deepEqual({ refused: w[2], connected: w[3] }, { refused: 0, connected: rounds });
+    assert.deepEqual(readdirSync(dir), [], 'no staging file left behind');
+  } finally {
+    await worker.terminate();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('listenUnix on a path that exists fails like bind (EADDRINUSE) and leaves the file alone', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-sys-'));
+  try {
+    const path = join(dir, 'taken.sock');
+    const first = listenUnix(path);
+    assert.throws(() => listenUnix(path), (e: SysError) => e.code === 'EADDRINUSE' && e.message.includes(path));
+    // The first listener still owns the name.
+    const c1 = connectUnix(path, false);
+    const s1 = acceptUnix(first);
+    assert.ok(s1 >= 0, 'the first listener accepts');
+    closeFd(s1);
+    closeFd(c1);
+    closeFd(first);
+    assert.ok(existsSync(path));
+    assert.deepEqual(readdirSync(dir), ['taken.sock']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
