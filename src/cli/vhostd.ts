@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { mkdirSync, existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { rootLogger, setLogLevel } from '../log/logger.ts';
+import { componentLogger, LOG_FORMATS, resolveLogFormat, setLogFormat, setLogLevel, type LogFormat } from '../log/logger.ts';
 import { parseCpumask } from '../reactor/cpumask.ts';
 import { POLL_MODES, type PollMode } from '../reactor/poll-mode.ts';
 import { ReactorPool } from '../reactor/reactor-pool.ts';
@@ -43,6 +43,11 @@ const program = new Command('vhostd')
       .default('auto'),
   )
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
+  .addOption(
+    new Option('--log-format <format>', 'log lines on stderr: pretty (one readable line each), json (JSON lines, for log collectors), auto (pretty on a terminal, else json)')
+      .choices(LOG_FORMATS)
+      .default('auto'),
+  )
   .addHelpText(
     'after',
     `
@@ -54,7 +59,8 @@ Examples:
       vhostctl vhost_scsi_controller_add_target --ctrlr vhost.1 --scsi_target_num 0 --bdev_name m0
   vhostd -c saved.json                     restore what 'vhostctl save_config > saved.json' wrote
 
-Logs are JSON lines on stderr. SIGTERM/SIGINT close sockets, disconnect VMs and exit.`,
+Logs go to stderr: readable lines on a terminal, JSON lines otherwise (--log-format json or pretty
+to choose; NO_COLOR turns colours off). SIGTERM/SIGINT close sockets, disconnect VMs and exit.`,
   );
 
 program.parse();
@@ -69,10 +75,15 @@ const opts = program.opts<{
   defaultSize: number;
   mallocHugepages: MallocHugepages;
   logLevel: string;
+  logFormat: LogFormat;
 }>();
 
 setLogLevel(opts.logLevel);
-const log = rootLogger.child({ component: 'vhostd' });
+const stderrIsTty = process.stderr.isTTY === true;
+const logFormat = resolveLogFormat(opts.logFormat, stderrIsTty);
+// NO_COLOR (no-color.org): any non-empty value turns colours off.
+setLogFormat(logFormat, logFormat === 'pretty' && stderrIsTty && !process.env.NO_COLOR);
+const log = componentLogger('vhostd');
 
 async function main(): Promise<void> {
   let cpus: number[] = [];
@@ -83,13 +94,13 @@ async function main(): Promise<void> {
   }
   const socketDir = resolve(opts.socketDir);
   if (!existsSync(socketDir)) mkdirSync(socketDir, { recursive: true });
-  const reactors = new ReactorPool(cpus, opts.pollMode, log, opts.pin);
+  const reactors = new ReactorPool(cpus, opts.pollMode, componentLogger('reactor'), opts.pin);
   const bdevs = new BdevRegistry();
-  const vhost = new ControllerRegistry(socketDir, reactors, bdevs, log);
+  const vhost = new ControllerRegistry(socketDir, reactors, bdevs, componentLogger('vhost'));
   const lvols = new LvolModule(bdevs);
   const init = Promise.withResolvers<void>();
   const rpc = createRpcServer({
-    socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, reactors, initDone: init.promise, logger: log, mallocHugepages: opts.mallocHugepages,
+    socketPath: resolve(opts.rpcSocket), bdevs, vhost, lvols, reactors, initDone: init.promise, mallocHugepages: opts.mallocHugepages,
   });
 
   let stopping = false;

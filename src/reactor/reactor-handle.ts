@@ -6,7 +6,7 @@ import type { ReactorCommand, ReactorReply, ReactorEvent, ScsiTmfEvent } from '.
 import type { GcWindowReport } from './gc-window.ts';
 import type { PollMode } from './poll-mode.ts';
 import { MailDoorbell } from './mail-doorbell.ts';
-import type { Logger } from '../log/logger.ts';
+import { logOutput, type Logger } from '../log/logger.ts';
 
 export class ReactorError extends Error {
   readonly code: string;
@@ -53,7 +53,7 @@ export class ReactorHandle {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(new URL('./reactor-worker.ts', import.meta.url), {
-      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, doorbell: this.doorbell.buffer, port: port2, logLevel: opts.logger.level },
+      workerData: { index: opts.index, cpu: opts.pin ? opts.cpu : -1, pollMode: opts.pollMode, wakeFd: this.wakeFd, doorbell: this.doorbell.buffer, port: port2, logLevel: opts.logger.level, logOutput: logOutput() },
       transferList: [port2],
       name: `reactor-${opts.index}`,
     });

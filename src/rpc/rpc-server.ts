@@ -236,7 +236,8 @@ export interface CreateRpcServerOptions {
 
 /** The daemon's RPC server: every vhostd method over these registries. */
 export function createRpcServer(opts: CreateRpcServerOptions): RpcServer {
-  const logger = opts.logger ? opts.logger.child({ component: 'rpc' }) : componentLogger('rpc');
+  // A given logger is used as it is: a child of it setting component again would write the key twice.
+  const logger = opts.logger ?? componentLogger('rpc');
   const methods = createMethodTable({
     bdevs: opts.bdevs, vhost: opts.vhost, lvols: opts.lvols, initDone: opts.initDone, reactors: opts.reactors, logger,
     mallocHugepages: opts.mallocHugepages,

@@ -120,3 +120,70 @@ test('a global install runs with the system Node.js too (re-execs with the check
     rmSync(prefix, { recursive: true, force: true });
   }
 });
+
+/** Top-level keys of one JSON object text, in order, duplicates kept (JSON.parse would hide them). */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && /^\s*:/.test(text.slice(j + 1, j + 3))) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      i = j;
+    } else if (ch === '{' || ch === '[') depth++;
+    else if (ch === '}' || ch === ']') depth--;
+  }
+  return keys;
+}
+
+test('logs on a pipe are JSON lines, each key once (component names the part that logged)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-cli-'));
+  const rpc = join(dir, 'rpc.sock');
+  try {
+    const d = await startVhostd(['--no-default', '-S', dir, '-r', rpc, '--no-pin', '--log-level', 'debug'], rpc);
+    vhostctl(rpc, 'bdev_null_create', '--name', 'n0', '--num_blocks', '1024', '--block_size', '512');
+    vhostctl(rpc, 'vhost_create_blk_controller', '--ctrlr', 'b0', '--dev_name', 'n0');
+    assert.equal(await d.stop(), 0);
+    const components = new Set<string>();
+    for (const line of d.err().trim().split('\n')) {
+      const keys = topLevelKeys(line);
+      assert.deepEqual(keys.filter((k, i) => keys.indexOf(k) !== i), [], `a key written twice: ${line}`);
+      const rec = JSON.parse(line) as { component?: string; msg?: unknown };
+      assert.equal(typeof rec.msg, 'string', line);
+      if (rec.component) components.add(rec.component);
+    }
+    for (const c of ['vhostd', 'rpc', 'reactor', 'vhost']) assert.ok(components.has(c), `a '${c}' record among ${[...components].join(', ')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const PRETTY_LINE = /^\[\d\d:\d\d:\d\d\.\d{3}\] (TRACE|DEBUG|INFO|WARN|ERROR|FATAL): [a-z_-]+: \S/;
+
+test('--log-format pretty writes one readable line per record; on a terminal that is the default', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vhostd-cli-'));
+  const rpc = join(dir, 'rpc.sock');
+  try {
+    const d = await startVhostd(['--no-default', '-S', dir, '-r', rpc, '--no-pin', '--log-format', 'pretty', '--log-level', 'debug'], rpc);
+    assert.equal(await d.stop(), 0);
+    const lines = d.err().trim().split('\n');
+    assert.ok(lines.length >= 3, d.err());
+    for (const line of lines) assert.match(line, PRETTY_LINE);
+    assert.ok(lines.some((l) => l.includes('reactor: ')), `a reactor thread's line: ${d.err()}`);
+    assert.ok(!d.err().includes('\x1b['), 'no colour codes on a pipe');
+
+    // Under a pseudo-terminal (util-linux script), auto picks pretty, with colours.
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.NO_COLOR;
+    const cmd = `${NODE} ${join(ROOT, 'src/cli/vhostd.ts')} --no-default -S ${dir} -r ${rpc} --no-pin & p=$!; sleep 3; kill $p; wait $p`;
+    const tty = execFileSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env });
+    const listening = tty.split(/\r?\n/).filter((l) => l.includes('rpc server listening'));
+    assert.equal(listening.length, 1, tty);
+    assert.ok(!listening[0].trimStart().startsWith('{'), `not JSON on a terminal: ${listening[0]}`);
+    assert.ok(listening[0].includes('\x1b['), `coloured on a terminal: ${JSON.stringify(listening[0])}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
