@@ -149,6 +149,12 @@ export class VirtioDevice {
     const processor = this.model.processorFor(setup.index);
     if (!processor) throw new DeviceError('BAD_RING_INDEX', `${this.model.kind} device has no queue ${setup.index}`);
     const vq = this.makeQueue(mem, setup);
+    // The kick fd is watched before the slot takes the queue: epoll refuses an fd it cannot poll
+    // (EPERM for a regular file or memfd sent as the "kick"), and a start that fails must leave the
+    // slot stopped. Registered first, a running slot outlived the failed ENABLE (the connection never
+    // stops it), kept its views of guest memory after the disconnect unmapped it, and the next poll
+    // took SIGSEGV.
+    if (setup.kickFd >= 0) this.host.watchKick(setup.kickFd);
     slot.vq = vq;
     slot.processor = processor;
     slot.kickFd = setup.kickFd;
@@ -158,7 +164,6 @@ export class VirtioDevice {
     slot.reported = false;
     processor.attach(vq);
     this.running.push(slot);
-    if (slot.kickFd >= 0) this.host.watchKick(slot.kickFd);
     // A back-end that died after publishing used elements may not have signalled them: one
     // interrupt on a resumed ring makes the driver look (spurious ones are harmless).
     if (vq instanceof SplitVirtqueue && vq.resumedFromInflight && slot.callFd >= 0) eventfdSignal(slot.callFd);
