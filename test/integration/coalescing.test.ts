@@ -19,14 +19,14 @@ after(async () => {
   assert.equal(await d.stop(), 0, d.stderr.join(''));
 });
 
-/** Keeps 16 reads in flight for `ms`, then returns how many completed and how many interrupts came. */
-async function load(driver: VirtioBlkDriver, callFd: number, ms: number): Promise<{ ios: number; irqs: number }> {
+/** Keeps `depth` reads in flight for `ms`, then returns how many completed and how many interrupts came. */
+async function load(driver: VirtioBlkDriver, callFd: number, ms: number, depth = 1): Promise<{ ios: number; irqs: number }> {
   let inFlight = 0;
   let ios = 0;
   const end = performance.now() + ms;
   eventfdDrain(callFd);
   while (performance.now() < end || inFlight > 0) {
-    while (performance.now() < end && inFlight < 16) {
+    while (performance.now() < end && inFlight < depth) {
       const s = driver.acquire(0);
       if (!s) break;
       s.type = 0;
@@ -52,21 +52,26 @@ test('coalescing cuts the interrupts of a busy queue, shows in vhost_get_control
   try {
     const q = c.driver.requestQueues[0];
     assert.ok(q.callFd >= 0);
+    // QD1: without coalescing every completion is its own used-ring flush, so every one is signalled;
+    // with it, at most one signal per 5 ms. (At QD16 the plain count depended on how the scheduler
+    // batched completions: under two busy loops it fell to 135 and the comparison failed.)
     const plain = await load(c.driver, q.callFd, 300);
-    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 5000, iops_threshold: 1000 });
+    assert.ok(plain.irqs >= plain.ios / 2, `plain: ${plain.irqs} interrupts for ${plain.ios} I/Os`);
+    // threshold 100 IOPS: a queue on a contended machine still counts as busy (it does >3,000)
+    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 5000, iops_threshold: 100 });
     await load(c.driver, q.callFd, 150); // the first 100 ms window measures the rate
     const coalesced = await load(c.driver, q.callFd, 300);
-    // At most one interrupt per 5 ms on a queue doing far more than 1000 IOPS (+ slack for the edges).
     assert.ok(coalesced.ios > 1000, `load ran (${coalesced.ios} I/Os)`);
+    // At most one interrupt per 5 ms (+ slack for the edges).
     assert.ok(coalesced.irqs <= 300 / 5 + 10, `coalesced: ${coalesced.irqs} interrupts for ${coalesced.ios} I/Os`);
     assert.ok(plain.irqs > coalesced.irqs * 4, `plain ${plain.irqs} vs coalesced ${coalesced.irqs} interrupts`);
     const [info] = (await d.call('vhost_get_controllers', { name: 'c0' })) as { delay_base_us: number; iops_threshold: number }[];
-    assert.deepEqual([info.delay_base_us, info.iops_threshold], [5000, 1000]);
+    assert.deepEqual([info.delay_base_us, info.iops_threshold], [5000, 100]);
     const saved = JSON.stringify(await d.call('save_config'));
     assert.match(saved, /vhost_controller_set_coalescing/);
-    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 0, iops_threshold: 1000 });
+    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 0, iops_threshold: 100 });
     const off = await load(c.driver, q.callFd, 300);
-    assert.ok(off.irqs > coalesced.irqs * 4, `off again: ${off.irqs} interrupts`);
+    assert.ok(off.irqs >= off.ios / 2 && off.irqs > coalesced.irqs * 4, `off again: ${off.irqs} interrupts for ${off.ios} I/Os`);
     await assert.rejects(d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 5, iops_threshold: 0 }), /iops_threshold|Invalid/);
   } finally {
     await c.stop();

@@ -179,18 +179,24 @@ test('GET_CONFIG: request bytes, exact-size reply, refusal', async () => {
 
 test('a missing reply times out and the late reply does not shift later ones', async () => {
   let delayNext = true;
+  let lateSent!: () => void;
+  const late = new Promise<void>((r) => (lateSent = r));
   const { client, fake, done } = pair((m, f) => {
     if (m.request !== 17) return;
     if (delayNext) {
       delayNext = false;
-      setTimeout(() => f.replyU64(m, 111), 80);
+      setTimeout(() => {
+        f.replyU64(m, 111);
+        lateSent();
+      }, 80);
     } else {
       f.replyU64(m, 222);
     }
   }, 30);
   try {
     await assert.rejects(client.getQueueNum(), isCode('TIMEOUT'));
-    await new Promise((r) => setTimeout(r, 120)); // the late 111 arrives and is swallowed
+    await late;
+    await new Promise((r) => setTimeout(r, 20)); // the late 111 arrives and is swallowed
     client.options.replyTimeoutMs = 2000;
     assert.equal(await client.getQueueNum(), 222);
     assert.equal(client.unsolicited.length, 0);
@@ -325,8 +331,13 @@ test('a reply arriving in pieces is reassembled; its fd belongs to it', async ()
     dv.setBigUint64(12, 8192n, true);
     // header split mid-way, fd on the first piece, the payload later
     f.sendRawPiece(whole.subarray(0, 5), [efd]);
-    setTimeout(() => f.sendRawPiece(whole.subarray(5, 20)), 10);
-    setTimeout(() => f.sendRawPiece(whole.subarray(20)), 20);
+    // Chained: two timers of different durations may fire out of order when the loop runs late
+    // (a 20 ms list left by an earlier test expired first: piece 3 arrived before piece 2 once
+    // under two busy loops, and the header read size 0 from it).
+    setTimeout(() => {
+      f.sendRawPiece(whole.subarray(5, 20));
+      setTimeout(() => f.sendRawPiece(whole.subarray(20)), 10);
+    }, 10);
   });
   try {
     const info = await client.getInflightFd(2, 64);
