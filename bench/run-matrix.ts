@@ -16,20 +16,49 @@ import { describeFloor, measurePlatformFloor, type PlatformFloor } from './platf
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
-const { values: args } = parseArgs({
-  options: {
-    runtime: { type: 'string', default: '4' },
-    ramp: { type: 'string', default: '1' },
-    'poll-mode': { type: 'string', default: 'poll' },
-    'target-cpu': { type: 'string', default: '0' },
-    'generator-cpu': { type: 'string', default: '1' },
-    'no-write': { type: 'boolean', default: false },
-    'no-bdevperf': { type: 'boolean', default: false },
-    only: { type: 'string' },
-    /** Directory on a disk file system for the "file on disk" rows ('' skips them). */
-    'disk-dir': { type: 'string', default: join(ROOT, 'build/bench') },
-  },
-});
+const USAGE = `usage: npm run bench -- [options]
+Runs the standard matrix (vhostd, qemu-storage-daemon, and SPDK's vhost target when built) with
+the target pinned to one CPU and the load generator to another; writes build/bench/results-*.json
+and the results section of BENCHMARKS.md. Run it on an idle machine.
+  --runtime S          measured seconds per row (default 4)
+  --ramp S             unmeasured seconds before each row (default 1)
+  --poll-mode M        vhostd's reactors: poll | adaptive (default poll)
+  --target-cpu N       CPU for the target (default 0)
+  --generator-cpu N    CPU for the load generator (default 1)
+  --only TEXT          only the rows whose target, backend or workload contains TEXT
+  --no-write           leave BENCHMARKS.md alone (JSON results are still written)
+  --no-bdevperf        skip the SPDK bdevperf rows even when it is built
+  --disk-dir DIR       directory on a disk file system for the "file on disk" rows ('' skips them)
+  -h, --help           this text`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (e) {
+    process.stderr.write(`vhostd bench: ${(e as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const OPTIONS = {
+  runtime: { type: 'string', default: '4' },
+  ramp: { type: 'string', default: '1' },
+  'poll-mode': { type: 'string', default: 'poll' },
+  'target-cpu': { type: 'string', default: '0' },
+  'generator-cpu': { type: 'string', default: '1' },
+  'no-write': { type: 'boolean', default: false },
+  'no-bdevperf': { type: 'boolean', default: false },
+  only: { type: 'string' },
+  /** Directory on a disk file system for the "file on disk" rows ('' skips them). */
+  'disk-dir': { type: 'string', default: join(ROOT, 'build/bench') },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const { values: args } = parseCommandLine();
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 
 interface Workload {
   name: string;
