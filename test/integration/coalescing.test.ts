@@ -57,19 +57,21 @@ test('coalescing cuts the interrupts of a busy queue, shows in vhost_get_control
     // batched completions: under two busy loops it fell to 135 and the comparison failed.)
     const plain = await load(c.driver, q.callFd, 300);
     assert.ok(plain.irqs >= plain.ios / 2, `plain: ${plain.irqs} interrupts for ${plain.ios} I/Os`);
-    // threshold 100 IOPS: a queue on a contended machine still counts as busy (it does >3,000)
-    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 5000, iops_threshold: 100 });
+    // threshold 20 IOPS, so that a queue on a contended machine still counts as busy: with two
+    // busy loops on the CPUs a reactor owing a deferred signal spins (it does not sleep then), and
+    // this QD1 load fell to one I/O per scheduler slice (59 in 300 ms, ~200 IOPS).
+    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 5000, iops_threshold: 20 });
     await load(c.driver, q.callFd, 150); // the first 100 ms window measures the rate
     const coalesced = await load(c.driver, q.callFd, 300);
-    assert.ok(coalesced.ios > 1000, `load ran (${coalesced.ios} I/Os)`);
+    assert.ok(coalesced.ios >= 15, `the queue ran above the threshold (${coalesced.ios} I/Os in 300 ms, need 6+)`);
     // At most one interrupt per 5 ms (+ slack for the edges).
     assert.ok(coalesced.irqs <= 300 / 5 + 10, `coalesced: ${coalesced.irqs} interrupts for ${coalesced.ios} I/Os`);
     assert.ok(plain.irqs > coalesced.irqs * 4, `plain ${plain.irqs} vs coalesced ${coalesced.irqs} interrupts`);
     const [info] = (await d.call('vhost_get_controllers', { name: 'c0' })) as { delay_base_us: number; iops_threshold: number }[];
-    assert.deepEqual([info.delay_base_us, info.iops_threshold], [5000, 100]);
+    assert.deepEqual([info.delay_base_us, info.iops_threshold], [5000, 20]);
     const saved = JSON.stringify(await d.call('save_config'));
     assert.match(saved, /vhost_controller_set_coalescing/);
-    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 0, iops_threshold: 100 });
+    await d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 0, iops_threshold: 20 });
     const off = await load(c.driver, q.callFd, 300);
     assert.ok(off.irqs >= off.ios / 2 && off.irqs > coalesced.irqs * 4, `off again: ${off.irqs} interrupts for ${off.ios} I/Os`);
     await assert.rejects(d.call('vhost_controller_set_coalescing', { ctrlr: 'c0', delay_base_us: 5, iops_threshold: 0 }), /iops_threshold|Invalid/);
