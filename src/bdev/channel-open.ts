@@ -11,6 +11,8 @@ import { UringChannel } from './modules/uring-channel.ts';
 import type { UringChannelSpec } from './modules/uring.ts';
 import { DelayChannel } from './modules/delay-channel.ts';
 import type { DelayChannelSpec } from './modules/delay.ts';
+import { NbdChannel } from './modules/nbd-channel.ts';
+import type { NbdChannelSpec } from './modules/nbd-shared.ts';
 
 export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
   if (spec === null || typeof spec !== 'object' || typeof spec.name !== 'string') {
@@ -31,6 +33,8 @@ export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
         throw new BdevError('BDEV_INVALID_SPEC', `lvol channel '${spec.name}': spec lacks control words, base or uuid`);
       }
       return new LvolChannel(spec as LvolChannelSpec, openBdevChannel);
+    case 'nbd':
+      return new NbdChannel(spec as NbdChannelSpec);
     case 'delay':
       return new DelayChannel(spec as DelayChannelSpec, openBdevChannel);
     default:

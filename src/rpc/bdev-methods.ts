@@ -9,6 +9,7 @@ import type { LvolModule } from '../lvol/lvol-module.ts';
 import { bdevInfo } from './bdev-info.ts';
 import { registerUringMethods } from './uring-methods.ts';
 import { registerDelayMethods } from './delay-methods.ts';
+import { registerNbdMethods } from './nbd-methods.ts';
 
 /** SPDK accepts metadata/DIF parameters; we only support "none" and refuse anything else clearly. */
 function checkNoMetadata(p: { md_size?: number; dif_type?: number }): void {
@@ -80,6 +81,7 @@ export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvo
 
   registerUringMethods(table, bdevs);
   registerDelayMethods(table, bdevs);
+  registerNbdMethods(table, bdevs);
 
   table.register('bdev_null_resize', (p) => {
     const bdev = bdevs.get(p.name);

@@ -128,6 +128,34 @@ export const METHOD_SCHEMAS = {
     ['vhostctl bdev_aio_create --name a0 --filename /dev/sdb'],
   ),
   bdev_aio_delete: method('bdev_aio_delete', 'Delete an aio bdev', z.strictObject({ name: z.string().describe('bdev name') })),
+  bdev_nbd_client_create: method(
+    'bdev_nbd_client_create',
+    'vhostd: attach an export of an NBD server (qemu-nbd, nbdkit) as a bdev, over a Unix socket or TCP; returns its name',
+    z.strictObject({
+      name: z.string().describe('bdev name'),
+      socket: z.string().optional().describe('Unix socket of the server (or host and port)'),
+      host: z.string().optional().describe('IP address or host name of the server (with port)'),
+      port: z.number().int().min(1).max(65535).optional().describe('TCP port of the server (default 10809 with host)'),
+      export_name: z.string().optional().describe('export to attach (default "": the default export)'),
+      block_size: uint32.optional().describe("block size in bytes (default 512, or the export's minimum block when larger)"),
+      readonly: z.boolean().optional().describe('writes fail (also when the server exports read-only)'),
+      uuid: z.string().optional().describe('UUID (default: random)'),
+      connect_timeout_sec: z.number().min(0.1).max(3600).optional().describe('connect plus handshake of one attempt (default 10)'),
+      reconnect_delay_sec: z.number().min(0).max(3600).optional().describe('between reconnect attempts after the connection dropped (default 1)'),
+      fast_io_fail_timeout_sec: z
+        .number()
+        .min(0)
+        .max(3600)
+        .optional()
+        .describe('without a connection this long, held I/O fails with EIO and new I/O fails at once until reconnected (default 30; 0 = hold I/O forever)'),
+      io_timeout_sec: z.number().min(0).max(3600).optional().describe('a connected server that answers nothing this long is reconnected and the requests resent (default 30; 0 = never)'),
+    }),
+    [
+      'vhostctl bdev_nbd_client_create --name nbd0 --socket /run/nbd/disk.sock',
+      'vhostctl bdev_nbd_client_create --name nbd1 --host 127.0.0.1 --port 10809 --export_name disk1',
+    ],
+  ),
+  bdev_nbd_client_delete: method('bdev_nbd_client_delete', 'vhostd: detach an NBD bdev (its connections close)', z.strictObject({ name: z.string().describe('bdev name') })),
   bdev_delay_create: method(
     'bdev_delay_create',
     'Create a delay bdev over a base bdev (claims it): reads and writes complete after the given latency; returns its name',

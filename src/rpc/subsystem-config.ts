@@ -8,6 +8,7 @@ import { DelayBdev } from '../bdev/modules/delay.ts';
 import { AIO_MODULE, UringBdev } from '../bdev/modules/uring.ts';
 import type { VhostApi } from './vhost-api.ts';
 import { LVOL_MODULE } from '../bdev/modules/lvol-shared.ts';
+import { NbdBdev } from '../bdev/modules/nbd.ts';
 
 export interface ConfigCall {
   method: string;
@@ -87,6 +88,20 @@ export function bdevCreateCall(bdev: Bdev): ConfigCall | null {
         nine_nine_write_latency: l.p99WriteUs,
       },
     };
+  }
+  if (bdev instanceof NbdBdev) {
+    const params: Record<string, unknown> = { name: bdev.name, ...bdev.address, export_name: bdev.exportName, uuid: bdev.uuid };
+    if (bdev.blockSizeGiven) params.block_size = bdev.blockSize;
+    // The user's read-only, not the server's: a server that exports read-write again gets writes.
+    if (bdev.readOnlyRequested) params.readonly = true;
+    const t = bdev.timeouts;
+    Object.assign(params, {
+      connect_timeout_sec: t.connectMs / 1000,
+      reconnect_delay_sec: t.reconnectDelayMs / 1000,
+      fast_io_fail_timeout_sec: t.fastIoFailMs / 1000,
+      io_timeout_sec: t.ioTimeoutMs / 1000,
+    });
+    return { method: 'bdev_nbd_client_create', params };
   }
   return null;
 }

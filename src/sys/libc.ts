@@ -19,6 +19,10 @@ export const c = {
   connect: libc.func('int connect(int, const void *, uint32_t)'),
   shutdown: libc.func('int shutdown(int, int)'),
   getsockopt: libc.func('int getsockopt(int, int, int, uintptr_t, _Inout_ uint32_t *)'),
+  /** Into typed arrays: no pointer number per call. */
+  getsockopt_i32: libc.func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']),
+  setsockopt: libc.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+  poll: libc.func('int poll(void *, uint64_t, int)'),
   recvmsg: libc.func('ssize_t recvmsg(int, uintptr_t, int)'),
   sendmsg: libc.func('ssize_t sendmsg(int, uintptr_t, int)'),
   memfd_create: libc.func('int memfd_create(const char *, unsigned int)'),
