@@ -298,3 +298,25 @@ test('nbd channel: with the server gone past fast_io_fail_timeout, held I/O fail
     await f.close();
   }
 });
+
+test('nbd channel: an idle connection the server closed is noticed by polling, and the next I/O reconnects', async () => {
+  const f = await fixture({ kind: 'nbdkit' });
+  try {
+    const { ch, bdev } = f;
+    assert.equal(await writeBlocks(ch, 0, pattern(4096, 5)), BDEV_OK);
+    assert.equal(bdev.connectionState().state, 'connected');
+    await f.server.kill();
+    // An idle channel reads its socket once per 65,536 polls.
+    for (let i = 0; i < 70_000 && bdev.connectionState().state === 'connected'; i++) ch.poll();
+    assert.equal(bdev.connectionState().state, 'disconnected');
+    assert.equal(bdev.connectionState().connection_losses, 1);
+    await f.server.start();
+    // nbdkit's memory plugin starts empty: zeroes, through a new connection.
+    const r = await readBlocks(ch, 0, 8);
+    assert.equal(r.status, BDEV_OK);
+    assert.deepEqual(r.data, new Uint8Array(4096));
+    assert.equal(bdev.connectionState().connects, 2);
+  } finally {
+    await f.close();
+  }
+});

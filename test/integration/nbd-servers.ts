@@ -100,13 +100,16 @@ export class NbdServer {
     }
   }
 
-  /** Ends the server with `signal` and waits for it to exit. */
+  /** Ends the server with `signal` (SIGKILL after 3 s) and waits for it to exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.#child;
     if (!child) return;
     const gone = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
     child.kill(signal);
+    // nbdkit waits for its clients to leave before it exits on SIGTERM.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
     await gone;
+    clearTimeout(timer);
     this.#child = null;
     // nbdkit leaves its socket behind.
     if (this.socket !== null) rmSync(this.socket, { force: true });

@@ -33,6 +33,7 @@ import {
   NBD_CMD_TRIM,
   NBD_CMD_WRITE,
   NBD_CMD_WRITE_ZEROES,
+  NBD_FLAG_CAN_MULTI_CONN,
   NBD_FLAG_READ_ONLY,
   NBD_FLAG_SEND_FLUSH,
   NBD_FLAG_SEND_TRIM,
@@ -52,6 +53,8 @@ const RECV_CAPACITY = 256 * 1024;
 const RECV_ROUNDS = 8;
 /** While connected with requests on the wire, the clock is read every this many polls (I/O timeout). */
 const TIMEOUT_CHECK_POLLS = 1024;
+/** While connected and idle, the socket is read every this many polls (a server gone away). */
+const IDLE_CHECK_POLLS = 65536;
 const TWO_32 = 0x1_0000_0000;
 const EPROTO = 71;
 const ETIMEDOUT = 110;
@@ -99,6 +102,7 @@ export class NbdChannel implements BdevChannel, NbdReplyHandler {
   #dataPart = MAX_DATA_PART;
   #noDataPart = MAX_DATA_PART;
   #shutdownSeen = false;
+  #multiConnWarned = false;
   readonly #clock = new MonotonicClock();
   /** Milliseconds on the monotonic clock (slow paths only). */
   #attemptDeadline = 0;
@@ -108,6 +112,7 @@ export class NbdChannel implements BdevChannel, NbdReplyHandler {
   #failFast = false;
   #outageLogged = false;
   #pollsToCheck = TIMEOUT_CHECK_POLLS;
+  #idleToCheck = IDLE_CHECK_POLLS;
   #progressReplies = 0;
   #progressAt = 0;
 
@@ -214,7 +219,12 @@ export class NbdChannel implements BdevChannel, NbdReplyHandler {
   poll(): number {
     this.#completed = 0;
     if (this.#state === ST_READY) {
-      if (this.#busy === 0) return 0;
+      if (this.#busy === 0) {
+        // Now and then an idle connection is read: a server that went away shows in
+        // bdev_get_bdevs, and the next I/O does not first hit a dead socket.
+        if (--this.#idleToCheck <= 0) this.#checkIdle();
+        return 0;
+      }
       this.#encode();
       if (this.#sendTail > this.#sendHead) this.#transmit();
       if (this.#wire > 0 && this.#state === ST_READY) this.#receive();
@@ -305,6 +315,14 @@ export class NbdChannel implements BdevChannel, NbdReplyHandler {
     this.#busy--;
     this.#completed++;
     w.bdevIoDone(status);
+  }
+
+  #checkIdle(): void {
+    this.#idleToCheck = IDLE_CHECK_POLLS;
+    const n = (this.#stream as SocketStream).recv(this.#recv, 0, 64);
+    if (n === -11) return;
+    if (n > 0) this.#lost(EPROTO, `the server sent ${n} bytes with no request in flight`);
+    else this.#lost(n === 0 ? ECONNRESET : -n, n === 0 ? 'the server closed the idle connection' : 'receive failed');
   }
 
   #checkProgress(): void {
@@ -417,9 +435,17 @@ export class NbdChannel implements BdevChannel, NbdReplyHandler {
     this.#sendHead = this.#sendTail = 0;
     this.#state = ST_READY;
     this.#pollsToCheck = TIMEOUT_CHECK_POLLS;
+    this.#idleToCheck = IDLE_CHECK_POLLS;
     this.#progressAt = -1;
-    Atomics.add(this.#ctl, CTL_CONNECTED, 1);
+    const connected = Atomics.add(this.#ctl, CTL_CONNECTED, 1) + 1;
     Atomics.add(this.#ctl, CTL_CONNECTS, 1);
+    if ((info.flags & NBD_FLAG_CAN_MULTI_CONN) === 0 && connected > 1 && !this.#multiConnWarned) {
+      this.#multiConnWarned = true;
+      log.warn(
+        { bdev: this.name, server: this.#where, connections: connected },
+        'the export does not offer NBD_FLAG_CAN_MULTI_CONN, yet the bdev has a connection per reactor: a flush on one may not cover writes made on another (qemu-nbd: -e 0 or -e N>1 sets the flag)',
+      );
+    }
     const wasDown = this.#outageLogged || this.#failFast;
     if (wasDown) log.info({ bdev: this.name, server: this.#where, resent: this.#qCount }, `connected again after ${Math.round((this.#nowMs() - this.#lostSince) / 100) / 10} s`);
     this.#lostSince = 0;
@@ -449,6 +475,12 @@ export class NbdChannel implements BdevChannel, NbdReplyHandler {
     Atomics.add(this.#ctl, CTL_LOSSES, 1);
     if (errno !== 0) Atomics.store(this.#ctl, CTL_LAST_ERRNO, errno);
     const resent = this.#requeueAll(true);
+    if (this.#busy === 0) {
+      // Nothing waits: connect again at the next I/O (a reactor asleep would stall a handshake).
+      log.warn({ bdev: this.name, server: this.#where, errno: errno !== 0 ? errnoName(errno) : undefined }, `connection lost: ${why}; reconnecting at the next I/O`);
+      this.#state = ST_IDLE;
+      return;
+    }
     log.warn({ bdev: this.name, server: this.#where, errno: errno !== 0 ? errnoName(errno) : undefined, resend: resent }, `connection lost: ${why}; reconnecting`);
     this.#outageLogged = true;
     this.#lostSince = this.#nowMs();

@@ -226,11 +226,13 @@ export class NbdBdev implements Bdev {
     const connected = Atomics.load(c, CTL_CONNECTED);
     const connects = Atomics.load(c, CTL_CONNECTS);
     const lastErrno = Atomics.load(c, CTL_LAST_ERRNO);
+    // A channel connects at its first I/O, and again after a loss: at once while I/O waits,
+    // else at the next I/O.
     let state: string;
     if (open === 0) state = 'unused';
     else if (connected === open) state = 'connected';
     else if (connects === 0 && lastErrno === 0) state = 'idle';
-    else state = connected > 0 ? 'partially connected' : 'reconnecting';
+    else state = connected > 0 ? 'partially connected' : 'disconnected';
     return {
       state,
       channels: open,
