@@ -69,6 +69,14 @@ async function waitFor(path: string, proc: ChildProcess, what: string): Promise<
   }
 }
 
+/** vhostd's reactors: bytes allocated per I/O over the measured window. */
+function allocCell(r: BenchResult): string {
+  const t = r.gc.target;
+  if (!t || r.ios === 0) return '';
+  const bytes = t.reduce((a, x) => a + x.allocatedBytes, 0);
+  return `reactor alloc ${(bytes / r.ios).toFixed(2)} B/IO`;
+}
+
 interface Row {
   target: string;
   workload: string;
@@ -83,7 +91,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     await waitFor(pid, nbdkit, 'nbdkit');
-    const targets: { name: string; start: () => Promise<{ socket: string; pid: number; stop: () => Promise<void> }> }[] = [
+    const targets: { name: string; start: () => Promise<{ socket: string; pid: number; rpc?: string; stop: () => Promise<void> }> }[] = [
       {
         name: 'vhostd blk, nbd bdev',
         start: async () => {
@@ -91,7 +99,7 @@ async function main(): Promise<void> {
           await v.rpc.call('bdev_nbd_client_create', { name: 'nbd0', socket: sock });
           await v.rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nbd', dev_name: 'nbd0' });
           v.rpc.close();
-          return { socket: join(v.dir, 'blk-nbd'), pid: v.proc.pid as number, stop: stopper(v.proc, v.dir) };
+          return { socket: join(v.dir, 'blk-nbd'), pid: v.proc.pid as number, rpc: v.rpcPath, stop: stopper(v.proc, v.dir) };
         },
       },
       {
@@ -120,7 +128,7 @@ async function main(): Promise<void> {
           const job = validateJob({
             socket: running.socket, device: 'blk', rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
             queueSize: 256, runtime: Number(args.runtime), ramp: Number(args.ramp), size: 0, verify: false,
-            cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: running.pid, hugepages: false,
+            cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: running.pid, hugepages: false, targetRpc: running.rpc,
           });
           const r = await runBench(job);
           rows.push({ target: t.name, workload: w.name, r });
@@ -128,7 +136,7 @@ async function main(): Promise<void> {
           const cpuPerIo = r.iops > 0 ? (r.cpu.targetPct * 10_000) / r.iops : 0;
           process.stdout.write(
             `${t.name.padEnd(36)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(8)} IOPS avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us ` +
-              `target ${r.cpu.targetPct.toFixed(0)}% (${cpuPerIo.toFixed(1)} us CPU/IO) errors ${r.errors}\n`,
+              `target ${r.cpu.targetPct.toFixed(0)}% (${cpuPerIo.toFixed(1)} us CPU/IO) ${allocCell(r)} errors ${r.errors}\n`,
           );
         } finally {
           await running.stop();
@@ -149,8 +157,8 @@ async function main(): Promise<void> {
       `target pinned to CPU ${targetCpu}, generator (vhostd-bench) and nbdkit on CPU ${generatorCpu}; vhostd --poll-mode ${String(args['poll-mode'])}; ` +
       `qemu-storage-daemon with cache.direct=on. ${args.runtime} s per row after ${args.ramp} s ramp. CPU/IO = target CPU time per I/O.`,
     '',
-    '| workload | vhostd IOPS | qsd IOPS | ratio | vhostd avg / p99 us | qsd avg / p99 us | vhostd CPU/IO us | qsd CPU/IO us |',
-    '|---|---:|---:|---:|---|---|---:|---:|',
+    '| workload | vhostd IOPS | qsd IOPS | ratio | vhostd avg / p99 us | qsd avg / p99 us | vhostd CPU/IO us | qsd CPU/IO us | vhostd reactor alloc |',
+    '|---|---:|---:|---:|---|---|---:|---:|---|',
   ];
   for (const w of WORKLOADS) {
     const v = rows.find((r) => r.workload === w.name && r.target.startsWith('vhostd'))?.r;
@@ -159,7 +167,7 @@ async function main(): Promise<void> {
     const per = (r: BenchResult): string => (r.iops > 0 ? ((r.cpu.targetPct * 10_000) / r.iops).toFixed(1) : '-');
     lines.push(
       `| ${w.name} | ${Math.round(v.iops)} | ${Math.round(q.iops)} | ${(v.iops / q.iops).toFixed(2)} | ${v.latencyUs.avg.toFixed(0)} / ${v.latencyUs.p99.toFixed(0)} | ` +
-        `${q.latencyUs.avg.toFixed(0)} / ${q.latencyUs.p99.toFixed(0)} | ${per(v)} | ${per(q)} |`,
+        `${q.latencyUs.avg.toFixed(0)} / ${q.latencyUs.p99.toFixed(0)} | ${per(v)} | ${per(q)} | ${allocCell(v).replace('reactor alloc ', '')} |`,
     );
   }
   appendFileSync(join(ROOT, 'BENCHMARKS.md'), `${lines.join('\n')}\n`);
