@@ -7,10 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { runBench, type BenchResult } from '../src/bench/bench-runner.ts';
-import { validateJob, type RwMode } from '../src/bench/bench-job.ts';
 import { spawnVhostd, stopper } from './targets.ts';
+import { allocPerIo, pair, pairCells, parseRemoteArgs, runComparison, startQsdBlk, type RemoteTarget, type Workload } from './remote-compare.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const USAGE = `usage: npm run bench:nbd -- [options]
@@ -24,41 +22,15 @@ vhostd blk on an NBD bdev vs qemu-storage-daemon's nbd driver, over the same nbd
   --write            append the results to BENCHMARKS.md
   -h, --help         this text`;
 
-const { values: args } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        runtime: { type: 'string', default: '4' },
-        ramp: { type: 'string', default: '1' },
-        'poll-mode': { type: 'string', default: 'poll' },
-        'target-cpu': { type: 'string', default: '0' },
-        'generator-cpu': { type: 'string', default: '1' },
-        'size-mib': { type: 'string', default: '1024' },
-        write: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`bench:nbd: ${(e as Error).message}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-})();
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseRemoteArgs('bench:nbd', USAGE, { runtime: '4', pollMode: 'poll' });
 
-const WORKLOADS: { name: string; rw: RwMode; bs: number; iodepth: number }[] = [
+const WORKLOADS: Workload[] = [
   { name: '4k randread QD1', rw: 'randread', bs: 4096, iodepth: 1 },
   { name: '4k randread QD32', rw: 'randread', bs: 4096, iodepth: 32 },
   { name: '4k randwrite QD1', rw: 'randwrite', bs: 4096, iodepth: 1 },
   { name: '4k randwrite QD32', rw: 'randwrite', bs: 4096, iodepth: 32 },
   { name: '128k read QD8', rw: 'read', bs: 131072, iodepth: 8 },
 ];
-
-const targetCpu = Number(args['target-cpu']);
-const generatorCpu = Number(args['generator-cpu']);
-const sizeMiB = Number(args['size-mib']);
 
 async function waitFor(path: string, proc: ChildProcess, what: string): Promise<void> {
   const deadline = Date.now() + 20_000;
@@ -69,33 +41,19 @@ async function waitFor(path: string, proc: ChildProcess, what: string): Promise<
   }
 }
 
-/** vhostd's reactors: bytes allocated per I/O over the measured window. */
-function allocCell(r: BenchResult): string {
-  const t = r.gc.target;
-  if (!t || r.ios === 0) return '';
-  const bytes = t.reduce((a, x) => a + x.allocatedBytes, 0);
-  return `reactor alloc ${(bytes / r.ios).toFixed(2)} B/IO`;
-}
-
-interface Row {
-  target: string;
-  workload: string;
-  r: BenchResult;
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-nbd-'));
   const sock = join(dir, 'nbdkit.sock');
   const pid = join(dir, 'nbdkit.pid');
-  const nbdkit = spawn('taskset', ['-c', String(generatorCpu), 'nbdkit', '-f', '--exit-with-parent', '-U', sock, '-P', pid, 'memory', `size=${sizeMiB}M`], { stdio: 'ignore' });
-  const rows: Row[] = [];
+  const nbdkit = spawn('taskset', ['-c', String(args.generatorCpu), 'nbdkit', '-f', '--exit-with-parent', '-U', sock, '-P', pid, 'memory', `size=${args.sizeMiB}M`], { stdio: 'ignore' });
+  let rows;
   try {
     await waitFor(pid, nbdkit, 'nbdkit');
-    const targets: { name: string; start: () => Promise<{ socket: string; pid: number; rpc?: string; stop: () => Promise<void> }> }[] = [
+    const targets: RemoteTarget[] = [
       {
         name: 'vhostd blk, nbd bdev',
         start: async () => {
-          const v = await spawnVhostd([targetCpu], args['poll-mode'] as string);
+          const v = await spawnVhostd([args.targetCpu], args.pollMode);
           await v.rpc.call('bdev_nbd_client_create', { name: 'nbd0', socket: sock });
           await v.rpc.call('vhost_create_blk_controller', { ctrlr: 'blk-nbd', dev_name: 'nbd0' });
           v.rpc.close();
@@ -104,45 +62,10 @@ async function main(): Promise<void> {
       },
       {
         name: 'qemu-storage-daemon blk, nbd driver',
-        start: async () => {
-          const qdir = mkdtempSync(join(tmpdir(), 'bench-qsd-'));
-          const qsock = join(qdir, 'blk.sock');
-          const q = spawn(
-            'taskset',
-            [
-              '-c', String(targetCpu), 'qemu-storage-daemon',
-              '--blockdev', `driver=nbd,node-name=n0,server.type=unix,server.path=${sock},cache.direct=on`,
-              '--export', `type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=${qsock},writable=on`,
-            ],
-            { stdio: ['ignore', 'ignore', 'inherit'] },
-          );
-          await waitFor(qsock, q, 'qemu-storage-daemon');
-          return { socket: qsock, pid: q.pid as number, stop: stopper(q, qdir) };
-        },
+        start: () => startQsdBlk(args.targetCpu, `driver=nbd,node-name=d0,server.type=unix,server.path=${sock},cache.direct=on`),
       },
     ];
-    for (const w of WORKLOADS) {
-      for (const t of targets) {
-        const running = await t.start();
-        try {
-          const job = validateJob({
-            socket: running.socket, device: 'blk', rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
-            queueSize: 256, runtime: Number(args.runtime), ramp: Number(args.ramp), size: 0, verify: false,
-            cpu: generatorCpu, target: 0, packed: false, seed: 1, targetPid: running.pid, hugepages: false, targetRpc: running.rpc,
-          });
-          const r = await runBench(job);
-          rows.push({ target: t.name, workload: w.name, r });
-          const l = r.latencyUs;
-          const cpuPerIo = r.iops > 0 ? (r.cpu.targetPct * 10_000) / r.iops : 0;
-          process.stdout.write(
-            `${t.name.padEnd(36)} ${w.name.padEnd(18)} ${Math.round(r.iops).toString().padStart(8)} IOPS avg ${l.avg.toFixed(1)}us p99 ${l.p99.toFixed(1)}us ` +
-              `target ${r.cpu.targetPct.toFixed(0)}% (${cpuPerIo.toFixed(1)} us CPU/IO) ${allocCell(r)} errors ${r.errors}\n`,
-          );
-        } finally {
-          await running.stop();
-        }
-      }
-    }
+    rows = await runComparison(targets, WORKLOADS, args);
   } finally {
     nbdkit.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
@@ -153,22 +76,18 @@ async function main(): Promise<void> {
     '',
     `## NBD: vhostd's nbd bdev vs qemu-storage-daemon's nbd driver (npm run bench:nbd, ${when})`,
     '',
-    `Machine: ${cpus().length}x ${cpus()[0]?.model ?? '?'}, Linux ${release()}. Same nbdkit memory export (${sizeMiB} MiB, Unix socket) for both; ` +
-      `target pinned to CPU ${targetCpu}, generator (vhostd-bench) and nbdkit on CPU ${generatorCpu}; vhostd --poll-mode ${String(args['poll-mode'])}; ` +
+    `Machine: ${cpus().length}x ${cpus()[0]?.model ?? '?'}, Linux ${release()}. Same nbdkit memory export (${args.sizeMiB} MiB, Unix socket) for both; ` +
+      `target pinned to CPU ${args.targetCpu}, generator (vhostd-bench) and nbdkit on CPU ${args.generatorCpu}; vhostd --poll-mode ${args.pollMode}; ` +
       `qemu-storage-daemon with cache.direct=on. ${args.runtime} s per row after ${args.ramp} s ramp. CPU/IO = target CPU time per I/O.`,
     '',
-    '| workload | vhostd IOPS | qsd IOPS | ratio | vhostd avg / p99 us | qsd avg / p99 us | vhostd CPU/IO us | qsd CPU/IO us | vhostd reactor alloc |',
-    '|---|---:|---:|---:|---|---|---:|---:|---|',
+    '| workload | vhostd IOPS | qsd IOPS | ratio | vhostd avg / p99 us | qsd avg / p99 us | vhostd CPU/IO us | qsd CPU/IO us | vhostd reactor alloc B/IO |',
+    '|---|---:|---:|---:|---|---|---:|---:|---:|',
   ];
   for (const w of WORKLOADS) {
-    const v = rows.find((r) => r.workload === w.name && r.target.startsWith('vhostd'))?.r;
-    const q = rows.find((r) => r.workload === w.name && r.target.startsWith('qemu'))?.r;
-    if (!v || !q) continue;
-    const per = (r: BenchResult): string => (r.iops > 0 ? ((r.cpu.targetPct * 10_000) / r.iops).toFixed(1) : '-');
-    lines.push(
-      `| ${w.name} | ${Math.round(v.iops)} | ${Math.round(q.iops)} | ${(v.iops / q.iops).toFixed(2)} | ${v.latencyUs.avg.toFixed(0)} / ${v.latencyUs.p99.toFixed(0)} | ` +
-        `${q.latencyUs.avg.toFixed(0)} / ${q.latencyUs.p99.toFixed(0)} | ${per(v)} | ${per(q)} | ${allocCell(v).replace('reactor alloc ', '')} |`,
-    );
+    const p = pair(rows, w);
+    if (!p) continue;
+    const c = pairCells(p.v, p.q);
+    lines.push(`| ${w.name} | ${c.iops} | ${c.latency} | ${c.cpu} | ${allocPerIo(p.v)} |`);
   }
   appendFileSync(join(ROOT, 'BENCHMARKS.md'), `${lines.join('\n')}\n`);
 }

@@ -13,6 +13,8 @@ import { DelayChannel } from './modules/delay-channel.ts';
 import type { DelayChannelSpec } from './modules/delay.ts';
 import { NbdChannel } from './modules/nbd-channel.ts';
 import type { NbdChannelSpec } from './modules/nbd-shared.ts';
+import { RbdChannel } from './modules/rbd-channel.ts';
+import type { RbdChannelSpec } from './modules/rbd-shared.ts';
 
 export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
   if (spec === null || typeof spec !== 'object' || typeof spec.name !== 'string') {
@@ -35,6 +37,8 @@ export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
       return new LvolChannel(spec as LvolChannelSpec, openBdevChannel);
     case 'nbd':
       return new NbdChannel(spec as NbdChannelSpec);
+    case 'rbd':
+      return new RbdChannel(spec as RbdChannelSpec);
     case 'delay':
       return new DelayChannel(spec as DelayChannelSpec, openBdevChannel);
     default:

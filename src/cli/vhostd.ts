@@ -14,6 +14,8 @@ import { loadConfig } from '../rpc/config-file.ts';
 import { MALLOC_HUGEPAGES_MODES, type MallocHugepages } from '../bdev/modules/malloc.ts';
 import { DEFAULT_CTRLR, DEFAULT_SIZE_MIB, defaultConfigCalls, qemuCommandLine } from './embedded-default.ts';
 import { VERSION } from './version.ts';
+import { shutdownRbdClusters } from '../bdev/modules/rbd-cluster.ts';
+import { hardExit } from '../sys/hard-exit.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -120,7 +122,10 @@ async function main(): Promise<void> {
       }
     }
     await reactors.stop();
+    // RBD images close and clusters disconnect; one out of reach would hold the exit forever.
+    const clean = await shutdownRbdClusters(5000);
     log.info('stopped');
+    if (!clean) hardExit(0);
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -10,6 +10,9 @@ import { bdevInfo } from './bdev-info.ts';
 import { registerUringMethods } from './uring-methods.ts';
 import { registerDelayMethods } from './delay-methods.ts';
 import { registerNbdMethods } from './nbd-methods.ts';
+import { registerRbdMethods } from './rbd-methods.ts';
+import { registerOrDestroy } from './bdev-register.ts';
+import { RbdClusterRegistry } from '../bdev/modules/rbd-cluster.ts';
 
 /** SPDK accepts metadata/DIF parameters; we only support "none" and refuse anything else clearly. */
 function checkNoMetadata(p: { md_size?: number; dif_type?: number }): void {
@@ -20,18 +23,13 @@ function checkNoMetadata(p: { md_size?: number; dif_type?: number }): void {
   if (p.dif_type) throw new BdevError('BDEV_NOT_SUPPORTED', `dif_type ${p.dif_type}: protection information is not supported`);
 }
 
-/** Registers a new bdev, destroying it if the registry refuses it (its memfd must not leak). */
-function registerOrDestroy(bdevs: BdevRegistry, bdev: Bdev): string {
-  try {
-    bdevs.register(bdev);
-  } catch (e) {
-    bdev.destroy();
-    throw e;
-  }
-  return bdev.name;
-}
-
-export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvols?: LvolModule, mallocHugepages: MallocHugepages = 'off'): void {
+export function registerBdevMethods(
+  table: MethodTable,
+  bdevs: BdevRegistry,
+  lvols?: LvolModule,
+  mallocHugepages: MallocHugepages = 'off',
+  rbdClusters: RbdClusterRegistry = new RbdClusterRegistry(),
+): void {
   // SPDK numbers auto-named malloc bdevs with a counter; we also skip names already taken.
   let mallocCount = 0;
   const nextMallocName = (): string => {
@@ -82,6 +80,7 @@ export function registerBdevMethods(table: MethodTable, bdevs: BdevRegistry, lvo
   registerUringMethods(table, bdevs);
   registerDelayMethods(table, bdevs);
   registerNbdMethods(table, bdevs);
+  registerRbdMethods(table, bdevs, rbdClusters);
 
   table.register('bdev_null_resize', (p) => {
     const bdev = bdevs.get(p.name);

@@ -9,6 +9,8 @@ import { AIO_MODULE, UringBdev } from '../bdev/modules/uring.ts';
 import type { VhostApi } from './vhost-api.ts';
 import { LVOL_MODULE } from '../bdev/modules/lvol-shared.ts';
 import { NbdBdev } from '../bdev/modules/nbd.ts';
+import { RbdBdev } from '../bdev/modules/rbd.ts';
+import type { RbdClusterRegistry } from '../bdev/modules/rbd-cluster.ts';
 
 export interface ConfigCall {
   method: string;
@@ -103,6 +105,16 @@ export function bdevCreateCall(bdev: Bdev): ConfigCall | null {
     });
     return { method: 'bdev_nbd_client_create', params };
   }
+  if (bdev instanceof RbdBdev) {
+    const params: Record<string, unknown> = { name: bdev.name, pool_name: bdev.poolName, rbd_name: bdev.rbdName, block_size: bdev.blockSize, uuid: bdev.uuid };
+    const c = bdev.cluster;
+    if (c.registered) params.cluster_name = c.name;
+    else {
+      if (c.options.userId !== undefined) params.user_id = c.options.userId;
+      if (c.options.configParam) params.config = { ...c.options.configParam };
+    }
+    return { method: 'bdev_rbd_create', params };
+  }
   return null;
 }
 
@@ -110,9 +122,11 @@ export class SubsystemConfigBuilder {
   readonly #bdevs: BdevRegistry;
   readonly #vhost: VhostApi | undefined;
   readonly #onSkipped: (bdev: Bdev) => void;
+  readonly #rbdClusters: RbdClusterRegistry | undefined;
 
-  constructor(bdevs: BdevRegistry, vhost: VhostApi | undefined, onSkipped: (bdev: Bdev) => void = () => {}) {
+  constructor(bdevs: BdevRegistry, vhost: VhostApi | undefined, onSkipped: (bdev: Bdev) => void = () => {}, rbdClusters?: RbdClusterRegistry) {
     this.#bdevs = bdevs;
+    this.#rbdClusters = rbdClusters;
     this.#vhost = vhost;
     this.#onSkipped = onSkipped;
   }
@@ -141,6 +155,17 @@ export class SubsystemConfigBuilder {
 
   #bdevConfig(): ConfigCall[] {
     const calls: ConfigCall[] = [];
+    // Clusters first: the RBD bdevs on them name them.
+    for (const c of this.#rbdClusters?.list() ?? []) {
+      const o = c.options;
+      const params: Record<string, unknown> = { name: c.name };
+      if (o.userId !== undefined) params.user_id = o.userId;
+      if (o.configParam) params.config_param = { ...o.configParam };
+      if (o.configFile !== undefined) params.config_file = o.configFile;
+      if (o.keyFile !== undefined) params.key_file = o.keyFile;
+      if (o.coreMask !== undefined) params.core_mask = o.coreMask;
+      calls.push({ method: 'bdev_rbd_register_cluster', params });
+    }
     for (const b of this.#bdevs.list()) {
       // As SPDK: lvols live in their store's metadata and come back by examine of its base bdev.
       if (b.moduleName === LVOL_MODULE) continue;

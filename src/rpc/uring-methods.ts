@@ -3,16 +3,9 @@
 import type { BdevRegistry } from '../bdev/bdev-registry.ts';
 import { AIO_MODULE, URING_MODULE, UringBdev } from '../bdev/modules/uring.ts';
 import type { MethodTable } from './method-table.ts';
+import { registerOrDestroy } from './bdev-register.ts';
 
-function register(bdevs: BdevRegistry, bdev: UringBdev): string {
-  try {
-    bdevs.register(bdev);
-  } catch (e) {
-    bdev.destroy();
-    throw e;
-  }
-  return bdev.name;
-}
+const register = registerOrDestroy;
 
 export function registerUringMethods(table: MethodTable, bdevs: BdevRegistry): void {
   table.register('bdev_uring_create', (p) =>

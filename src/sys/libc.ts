@@ -36,6 +36,7 @@ export const c = {
   gettid: libc.func('int gettid()'),
   clock_gettime: libc.func('int clock_gettime(int, void *)'),
   memcpy: libc.func('void *memcpy(uintptr_t, uintptr_t, size_t)'),
+  _exit: libc.func('void _exit(int)'),
 };
 
 /** Native scratch memory that lives as long as the thread: for structs holding pointers. */
