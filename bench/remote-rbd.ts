@@ -39,7 +39,7 @@ function rbdBench(conf: string, w: Workload): number {
   const total = Math.max(w.bs * 4000, w.bs * w.iodepth * 500);
   const out = execFileSync(
     'taskset',
-    ['-c', String(args.targetCpu), 'rbd', 'bench', '--io-type', type, '--io-size', String(w.bs), '--io-threads', String(w.iodepth), '--io-total', String(total), '--io-pattern', 'rand', 'rbd/bench'],
+    ['-c', String(args.targetCpu), 'rbd', '--rbd_cache=false', 'bench', '--io-type', type, '--io-size', String(w.bs), '--io-threads', String(w.iodepth), '--io-total', String(total), '--io-pattern', 'rand', 'rbd/bench'],
     { env: { ...process.env, CEPH_CONF: conf }, encoding: 'utf8', timeout: 300_000 },
   );
   const m = /ops\/sec:\s*([\d.]+)/.exec(out);
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     `Machine: ${cpus().length}x ${cpus()[0]?.model ?? '?'}, Linux ${release()}. One single-node Ceph 16.2 cluster on 127.0.0.1 (mon + one BlueStore OSD on a sparse file, pool size 1), ` +
       `image of ${args.sizeMiB} MiB written in full first. Target pinned to CPU ${args.targetCpu} (with its librados threads); generator (vhostd-bench) and the Ceph daemons on CPU ${args.generatorCpu}. ` +
       `vhostd --poll-mode ${args.pollMode} with rbd_cache=false; qemu-storage-daemon with cache.direct=on. ${args.runtime} s per row after ${args.ramp} s ramp. ` +
-      'CPU/IO = target CPU time per I/O (all its threads). rbd bench: same image, same CPU as the targets, no vhost-user.',
+      'CPU/IO = target CPU time per I/O (all its threads). rbd bench: same image, same CPU as the targets, no vhost-user, rbd_cache=false. the qemu-storage-daemon rbd driver is Debian package qemu-block-extra (bookworm-backports).',
     '',
     '| workload | vhostd IOPS | qsd IOPS | ratio | rbd bench IOPS | vhostd avg / p99 us | qsd avg / p99 us | vhostd CPU/IO us | qsd CPU/IO us | vhostd reactor alloc B/IO |',
     '|---|---:|---:|---:|---:|---|---|---:|---:|---:|',

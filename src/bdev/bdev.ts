@@ -61,6 +61,12 @@ export interface BdevChannel {
   /** Applies a new size after a resize event. */
   resize(numBlocks: number): void;
   close(): void;
+  /**
+   * Optional: fds (eventfds, watched edge-triggered) that become readable whenever I/O of this
+   * channel may have completed, so its thread may sleep while it has I/O in flight. Without
+   * them the channel is polled every loop turn while inflight() > 0.
+   */
+  readonly wakeFds?: readonly number[];
 }
 
 export type BdevEvent = 'remove' | 'resize';

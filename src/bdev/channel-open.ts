@@ -15,8 +15,21 @@ import { NbdChannel } from './modules/nbd-channel.ts';
 import type { NbdChannelSpec } from './modules/nbd-shared.ts';
 import { RbdChannel } from './modules/rbd-channel.ts';
 import type { RbdChannelSpec } from './modules/rbd-shared.ts';
+import { trackChannel, untrackChannel } from './channel-wait.ts';
 
+/** Opens the channel and keeps this thread's list of open channels (channel-wait.ts) in step. */
 export function openBdevChannel(spec: BdevChannelSpec): BdevChannel {
+  const ch = openModuleChannel(spec);
+  trackChannel(ch);
+  const close = ch.close.bind(ch);
+  ch.close = () => {
+    untrackChannel(ch);
+    close();
+  };
+  return ch;
+}
+
+function openModuleChannel(spec: BdevChannelSpec): BdevChannel {
   if (spec === null || typeof spec !== 'object' || typeof spec.name !== 'string') {
     throw new BdevError('BDEV_INVALID_SPEC', 'bdev channel spec must be an object with a name');
   }

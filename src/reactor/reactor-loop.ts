@@ -12,6 +12,7 @@ import type { ReactorCommand, ReactorRequest, ReactorReply, ReactorEvent, ScsiTm
 import { GcWindow } from './gc-window.ts';
 import type { MailDoorbell } from './mail-doorbell.ts';
 import { ADAPTIVE_IDLE_US, MAX_SLEEP_MS, type PollMode } from './poll-mode.ts';
+import { inflightAnnouncedByFds, setWakeFdWatcher } from '../bdev/channel-wait.ts';
 
 const EPOLLET = 1 << 31;
 const WAKE_TOKEN = -1;
@@ -57,6 +58,8 @@ export class ReactorLoop implements DeviceHost {
     this.wakeFd = wakeFd;
     this.pollMode = pollMode;
     this.epoll.add(wakeFd, WAKE_TOKEN, EPOLLIN | EPOLLET);
+    // Completion fds of this thread's bdev channels (RBD): sleeping with their I/O in flight.
+    setWakeFdWatcher({ add: (fd) => this.epoll.add(fd, fd, EPOLLIN | EPOLLET), remove: (fd) => this.epoll.remove(fd) });
   }
 
   watchKick(fd: number): void {
@@ -258,9 +261,15 @@ export class ReactorLoop implements DeviceHost {
    */
   private sleep(): void {
     const devices = this.deviceList;
-    // Requests waiting for bdev completions (io_uring) are reaped by polling: no sleeping then.
+    // Requests waiting for bdev completions are reaped by polling (io_uring): no sleeping then,
+    // unless every channel with I/O in flight announces completions on an fd (RBD).
     if (this.tmfAnswers.length > 0) return;
-    for (let i = 0; i < devices.length; i++) if (devices[i].inflightTotal() > 0 || devices[i].hasPendingSignals()) return;
+    let inflight = 0;
+    for (let i = 0; i < devices.length; i++) {
+      if (devices[i].hasPendingSignals()) return;
+      inflight += devices[i].inflightTotal();
+    }
+    if (inflight > 0 && !inflightAnnouncedByFds()) return;
     let arrived = false;
     for (let i = 0; i < devices.length; i++) if (devices[i].armNotifications()) arrived = true;
     this.armed = true;
@@ -270,10 +279,20 @@ export class ReactorLoop implements DeviceHost {
     const timeout = this.pendingStops.length > 0 ? 1 : MAX_SLEEP_MS;
     // Nothing is in flight: other reactors need not wait for this one while it sleeps (SCSI range
     // locks), and it says so before it can start anything again.
-    for (let i = 0; i < devices.length; i++) devices[i].setAsleep(true);
+    // With I/O in flight it stays awake for them: its writes may overlap their locks.
+    const idle = inflight === 0;
+    if (idle) for (let i = 0; i < devices.length; i++) devices[i].setAsleep(true);
     const n = this.epoll.wait(timeout);
-    for (let i = 0; i < devices.length; i++) devices[i].setAsleep(false);
+    if (idle) for (let i = 0; i < devices.length; i++) devices[i].setAsleep(false);
     for (let i = 0; i < n; i++) if (this.epoll.tokens[i] === WAKE_TOKEN) eventfdDrain(this.wakeFd);
+  }
+
+  /** Requests are in flight, all at channels that announce their completions on fds. */
+  private waitingOnFds(): boolean {
+    const devices = this.deviceList;
+    let inflight = 0;
+    for (let i = 0; i < devices.length; i++) inflight += devices[i].inflightTotal();
+    return inflight > 0 && inflightAnnouncedByFds();
   }
 
   /** After the first turn following a sleep: back to polling without guest kicks. */
@@ -311,6 +330,14 @@ export class ReactorLoop implements DeviceHost {
         if ((++idleTurns & (IDLE_CHECK_TURNS - 1)) !== 0) continue;
         clock.read();
         if (idleTurns === IDLE_CHECK_TURNS) {
+          // Waiting on a remote backend whose completions wake it (RBD): sleep at once, not after
+          // the budget. Its completions take hundreds of microseconds, and a spinning reactor
+          // takes the CPU from the client library's threads that bring them (librados).
+          if (this.waitingOnFds()) {
+            this.sleep();
+            idleTurns = 0;
+            continue;
+          }
           idleEnd.set(clock, IDLE_BUDGET.sec, IDLE_BUDGET.nsec);
           continue;
         }

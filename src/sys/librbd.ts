@@ -103,7 +103,8 @@ export function loadLibrbd(): Librbd {
     rbd_aio_discard: rbd.func('int rbd_aio_discard(void *image, uint64_t off, uint64_t len, uintptr_t c)'),
     rbd_aio_write_zeroes: rbd.func('int rbd_aio_write_zeroes(void *image, uint64_t off, size_t len, uintptr_t c, int zero_flags, int op_flags)'),
     rbd_aio_flush: rbd.func('int rbd_aio_flush(void *image, uintptr_t c)'),
-    rbd_aio_get_return_value: rbd.func('int64_t rbd_aio_get_return_value(uintptr_t c)'),
+    // ssize_t: bytes of one request (below 2^31) or -errno; as int, it stays a small integer.
+    rbd_aio_get_return_value: rbd.func('int rbd_aio_get_return_value(uintptr_t c)'),
     // The arg is a small integer: the low 32 bits of the returned pointer are all of it.
     rbd_aio_get_arg: rbd.func('uint32_t rbd_aio_get_arg(uintptr_t c)'),
     rbd_aio_release: rbd.func('void rbd_aio_release(uintptr_t c)'),

@@ -1,9 +1,10 @@
 // Per-thread I/O handle of an RBD bdev. Requests go to librbd's asynchronous calls on the
 // bdev's one image handle, with iovecs pointing straight at guest memory; completions are
 // collected by rbd_poll_io_events from poll() on this reactor: no librbd callback, no thread hop.
-// (The image has an eventfd for librbd's completion queue, but the reactor never sleeps with I/O
-// in flight, so nobody needs to wait on it.) A completion of another channel of the same image
-// is handed to that channel's inbox (rbd-shared.ts).
+// librbd writes the image's eventfd per completion; it is this channel's wake fd, so the reactor
+// may sleep in epoll while requests are out (edge-triggered: every write wakes it, and nobody
+// needs to read it). A completion of another channel of the same image is handed to that
+// channel's inbox (rbd-shared.ts), and the eventfd is written to wake its reactor.
 import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOSPC, BDEV_EROFS, BDEV_OK, type BdevChannel, type BdevIoWaiter } from '../bdev.ts';
 import { BdevError } from '../bdev-error.ts';
 import { RbdError } from './rbd-error.ts';
@@ -12,6 +13,7 @@ import type { SgList } from '../../iovec/sg-list.ts';
 import { componentLogger } from '../../log/logger.ts';
 import { BOUNCE_CHUNK, IoVectorTable } from '../../sys/io-vectors.ts';
 import { loadLibrbd, type Librbd } from '../../sys/librbd.ts';
+import { eventfdSignal } from '../../sys/eventfd.ts';
 import {
   completionArg,
   CTL_CHANNELS,
@@ -48,6 +50,8 @@ export class RbdChannel implements BdevChannel {
   readonly #lib: Librbd;
   readonly #image: bigint;
   readonly #readOnly: boolean;
+  readonly #eventFd: number;
+  readonly wakeFds: readonly number[];
   readonly #ctl: Int32Array;
   /** This channel's number among the image's channels (its inbox). */
   readonly #ch: number;
@@ -79,7 +83,7 @@ export class RbdChannel implements BdevChannel {
     if (!Number.isInteger(blockSize) || blockSize < 512 || (blockSize & (blockSize - 1)) !== 0 || !Number.isSafeInteger(numBlocks) || numBlocks <= 0) {
       throw new BdevError('BDEV_INVALID_SPEC', `rbd channel '${String(spec.name)}': bad geometry ${numBlocks} x ${blockSize}`);
     }
-    if (!(spec.control instanceof SharedArrayBuffer) || typeof spec.image !== 'bigint' || spec.image === 0n) {
+    if (!(spec.control instanceof SharedArrayBuffer) || typeof spec.image !== 'bigint' || spec.image === 0n || !Number.isInteger(spec.eventFd) || spec.eventFd < 0) {
       throw new BdevError('BDEV_INVALID_SPEC', `rbd channel '${String(spec.name)}': spec lacks control words or image`);
     }
     this.name = spec.name;
@@ -88,6 +92,8 @@ export class RbdChannel implements BdevChannel {
     this.#lib = loadLibrbd();
     this.#image = spec.image;
     this.#readOnly = spec.readOnly;
+    this.#eventFd = spec.eventFd;
+    this.wakeFds = [spec.eventFd];
     this.#ctl = new Int32Array(spec.control);
     let ch = -1;
     for (let i = 0; i < RBD_MAX_CHANNELS && ch < 0; i++) if (Atomics.compareExchange(this.#ctl, usedWord(i), 0, 1) === 0) ch = i;
@@ -215,7 +221,7 @@ export class RbdChannel implements BdevChannel {
       for (let i = 0; i < n; i++) {
         const comp = popped[2 * i] + popped[2 * i + 1] * 0x1_0000_0000;
         const arg = l.rbd_aio_get_arg(comp);
-        const ret = Number(l.rbd_aio_get_return_value(comp));
+        const ret = l.rbd_aio_get_return_value(comp) as number;
         l.rbd_aio_release(comp);
         const ch = arg >>> 16;
         const slot = arg & 0xffff;
@@ -239,6 +245,8 @@ export class RbdChannel implements BdevChannel {
     c[w + 1] = ret;
     Atomics.store(c, w, slot + 1);
     Atomics.add(c, CTL_FORWARDED, 1);
+    // The owner's reactor may sleep: it watches this fd (the bdev keeps it open while channels are).
+    eventfdSignal(this.#eventFd);
   }
 
   #drainInbox(): void {

@@ -48,6 +48,8 @@ export interface RbdChannelSpec extends BdevChannelSpec {
   module: typeof RBD_MODULE;
   /** rbd_image_t, valid while the bdev exists. */
   image: bigint;
+  /** The image's completion eventfd (librbd writes it per completion; so does a forwarding channel). */
+  eventFd: number;
   readOnly: boolean;
   control: SharedArrayBuffer;
 }

@@ -92,7 +92,7 @@ export class RbdBdev implements Bdev {
   }
 
   channelSpec(): RbdChannelSpec {
-    return { module: RBD_MODULE, name: this.name, blockSize: this.blockSize, numBlocks: this.numBlocks, image: this.#image, readOnly: false, control: this.#control };
+    return { module: RBD_MODULE, name: this.name, blockSize: this.blockSize, numBlocks: this.numBlocks, image: this.#image, eventFd: this.#eventFd, readOnly: false, control: this.#control };
   }
 
   /** Whether this daemon holds the image's exclusive lock now. */
