@@ -18,6 +18,8 @@ const EPOLLET = 1 << 31;
 const WAKE_TOKEN = -1;
 /** Adaptive mode reads the clock once per this many idle loop turns (a power of two). */
 const IDLE_CHECK_TURNS = 16;
+/** Idle turns after which a reactor waiting only on fd-announced I/O sleeps. */
+const FD_WAIT_TURNS = 2;
 const IDLE_BUDGET = MonotonicDeadline.split(ADAPTIVE_IDLE_US * 1000);
 
 interface PendingStop {
@@ -327,17 +329,18 @@ export class ReactorLoop implements DeviceHost {
       }
       if (this.pollMode === 'poll') continue;
       if (this.pollMode === 'adaptive') {
-        if ((++idleTurns & (IDLE_CHECK_TURNS - 1)) !== 0) continue;
+        ++idleTurns;
+        // Waiting on a remote backend whose completions wake it (RBD): sleep at once, not after
+        // the budget. Its completions take hundreds of microseconds, and a spinning reactor takes
+        // the CPU from the client library's threads that bring them (librados).
+        if (idleTurns === FD_WAIT_TURNS && this.waitingOnFds()) {
+          this.sleep();
+          idleTurns = 0;
+          continue;
+        }
+        if ((idleTurns & (IDLE_CHECK_TURNS - 1)) !== 0) continue;
         clock.read();
         if (idleTurns === IDLE_CHECK_TURNS) {
-          // Waiting on a remote backend whose completions wake it (RBD): sleep at once, not after
-          // the budget. Its completions take hundreds of microseconds, and a spinning reactor
-          // takes the CPU from the client library's threads that bring them (librados).
-          if (this.waitingOnFds()) {
-            this.sleep();
-            idleTurns = 0;
-            continue;
-          }
           idleEnd.set(clock, IDLE_BUDGET.sec, IDLE_BUDGET.nsec);
           continue;
         }
