@@ -43,11 +43,12 @@ kernel=/boot/vmlinuz-$kver
 guest="$repo/test/vm/guest"
 # Tools copied into the guest: name -> must resolve on this host.
 tools=(fio sg_inq sg_vpd sg_readcap sg_luns sg_unmap sg_turs mkfs.ext4 mke2fs fstrim blkdiscard)
-# Drivers the guest needs; their dependencies are added from modinfo. Soft
+# Drivers the guest needs (nvmet for the NVMe/TCP target guest of test/integration/nvmet-target.ts); their dependencies are added from modinfo. Soft
 # dependencies are not followed (some need CPU features TCG lacks), so the
 # crypto providers ext4 and crc-t10dif ask for are named here.
 root_modules=(virtio_pci virtio_scsi virtio_blk scsi_common scsi_mod crc-t10dif crc64-rocksoft
-  t10-pi sd_mod crc16 mbcache jbd2 crc32c_generic crct10dif_generic libcrc32c ext4)
+  t10-pi sd_mod crc16 mbcache jbd2 crc32c_generic crct10dif_generic libcrc32c ext4
+  virtio_net nvmet nvmet_tcp)
 
 for t in "${tools[@]}"; do
   command -v "$t" > /dev/null || missing "'$t' not found: install fio sg3-utils e2fsprogs util-linux"

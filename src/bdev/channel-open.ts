@@ -13,6 +13,8 @@ import { DelayChannel } from './modules/delay-channel.ts';
 import type { DelayChannelSpec } from './modules/delay.ts';
 import { NbdChannel } from './modules/nbd-channel.ts';
 import type { NbdChannelSpec } from './modules/nbd-shared.ts';
+import { NvmeChannel } from './modules/nvme-channel.ts';
+import type { NvmeChannelSpec } from './modules/nvme-shared.ts';
 import { RbdChannel } from './modules/rbd-channel.ts';
 import type { RbdChannelSpec } from './modules/rbd-shared.ts';
 import { trackChannel, untrackChannel } from './channel-wait.ts';
@@ -52,6 +54,8 @@ function openModuleChannel(spec: BdevChannelSpec): BdevChannel {
       return new NbdChannel(spec as NbdChannelSpec);
     case 'rbd':
       return new RbdChannel(spec as RbdChannelSpec);
+    case 'nvme':
+      return new NvmeChannel(spec as NvmeChannelSpec);
     case 'delay':
       return new DelayChannel(spec as DelayChannelSpec, openBdevChannel);
     default:

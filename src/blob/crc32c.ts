@@ -19,3 +19,9 @@ export function crc32c(data: Uint8Array, start = 0, end = data.length): number {
   for (let i = start; i < end; i++) crc = TABLE[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
+
+/** One step of a streamed crc32c: start from 0xffffffff, end with (crc ^ 0xffffffff) >>> 0. */
+export function crc32cUpdate(crc: number, data: Uint8Array, start: number, end: number): number {
+  for (let i = start; i < end; i++) crc = TABLE[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+  return crc;
+}

@@ -13,6 +13,8 @@ import { registerNbdMethods } from './nbd-methods.ts';
 import { registerRbdMethods } from './rbd-methods.ts';
 import { registerOrDestroy } from './bdev-register.ts';
 import { RbdClusterRegistry } from '../bdev/modules/rbd-cluster.ts';
+import { NvmeControllerRegistry } from '../bdev/modules/nvme-controller.ts';
+import { registerNvmeMethods } from './nvme-methods.ts';
 
 /** SPDK accepts metadata/DIF parameters; we only support "none" and refuse anything else clearly. */
 function checkNoMetadata(p: { md_size?: number; dif_type?: number }): void {
@@ -29,6 +31,7 @@ export function registerBdevMethods(
   lvols?: LvolModule,
   mallocHugepages: MallocHugepages = 'off',
   rbdClusters: RbdClusterRegistry = new RbdClusterRegistry(),
+  nvmeCtrlrs: NvmeControllerRegistry = new NvmeControllerRegistry(),
 ): void {
   // SPDK numbers auto-named malloc bdevs with a counter; we also skip names already taken.
   let mallocCount = 0;
@@ -81,6 +84,7 @@ export function registerBdevMethods(
   registerDelayMethods(table, bdevs);
   registerNbdMethods(table, bdevs);
   registerRbdMethods(table, bdevs, rbdClusters);
+  registerNvmeMethods(table, bdevs, nvmeCtrlrs);
 
   table.register('bdev_null_resize', (p) => {
     const bdev = bdevs.get(p.name);

@@ -11,6 +11,9 @@ import { LVOL_MODULE } from '../bdev/modules/lvol-shared.ts';
 import { NbdBdev } from '../bdev/modules/nbd.ts';
 import { RbdBdev } from '../bdev/modules/rbd.ts';
 import type { RbdClusterRegistry } from '../bdev/modules/rbd-cluster.ts';
+import type { NvmeControllerRegistry } from '../bdev/modules/nvme-controller.ts';
+import { NVME_MODULE } from '../bdev/modules/nvme-shared.ts';
+import { nvmeAttachCall } from './nvme-methods.ts';
 
 export interface ConfigCall {
   method: string;
@@ -123,10 +126,12 @@ export class SubsystemConfigBuilder {
   readonly #vhost: VhostApi | undefined;
   readonly #onSkipped: (bdev: Bdev) => void;
   readonly #rbdClusters: RbdClusterRegistry | undefined;
+  readonly #nvmeCtrlrs: NvmeControllerRegistry | undefined;
 
-  constructor(bdevs: BdevRegistry, vhost: VhostApi | undefined, onSkipped: (bdev: Bdev) => void = () => {}, rbdClusters?: RbdClusterRegistry) {
+  constructor(bdevs: BdevRegistry, vhost: VhostApi | undefined, onSkipped: (bdev: Bdev) => void = () => {}, rbdClusters?: RbdClusterRegistry, nvmeCtrlrs?: NvmeControllerRegistry) {
     this.#bdevs = bdevs;
     this.#rbdClusters = rbdClusters;
+    this.#nvmeCtrlrs = nvmeCtrlrs;
     this.#vhost = vhost;
     this.#onSkipped = onSkipped;
   }
@@ -166,9 +171,11 @@ export class SubsystemConfigBuilder {
       if (o.coreMask !== undefined) params.core_mask = o.coreMask;
       calls.push({ method: 'bdev_rbd_register_cluster', params });
     }
+    // NVMe controllers attach their namespace bdevs.
+    for (const c of this.#nvmeCtrlrs?.list() ?? []) calls.push(nvmeAttachCall(c));
     for (const b of this.#bdevs.list()) {
       // As SPDK: lvols live in their store's metadata and come back by examine of its base bdev.
-      if (b.moduleName === LVOL_MODULE) continue;
+      if (b.moduleName === LVOL_MODULE || b.moduleName === NVME_MODULE) continue;
       const c = bdevCreateCall(b);
       if (c) calls.push(c);
       else this.#onSkipped(b);

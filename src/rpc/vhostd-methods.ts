@@ -8,6 +8,7 @@ import type { MallocHugepages } from '../bdev/modules/malloc.ts';
 import { registerVhostMethods } from './vhost-methods.ts';
 import { SubsystemConfigBuilder } from './subsystem-config.ts';
 import { RbdClusterRegistry } from '../bdev/modules/rbd-cluster.ts';
+import { NvmeControllerRegistry } from '../bdev/modules/nvme-controller.ts';
 import type { VhostApi } from './vhost-api.ts';
 import type { LvolModule } from '../lvol/lvol-module.ts';
 import { OperationTracker } from '../lvol/operation-tracker.ts';
@@ -32,14 +33,16 @@ export interface VhostdMethodsOptions {
 export function createMethodTable(opts: VhostdMethodsOptions): MethodTable {
   const table = new MethodTable(opts.logger);
   const rbdClusters = new RbdClusterRegistry();
+  const nvmeCtrlrs = new NvmeControllerRegistry();
   const config = new SubsystemConfigBuilder(
     opts.bdevs,
     opts.vhost,
     (b) => opts.logger?.warn({ bdev: b.name, module: b.moduleName }, 'bdev module cannot save its configuration; left out'),
     rbdClusters,
+    nvmeCtrlrs,
   );
   registerFrameworkMethods(table, config, opts.initDone);
-  registerBdevMethods(table, opts.bdevs, opts.lvols, opts.mallocHugepages, rbdClusters);
+  registerBdevMethods(table, opts.bdevs, opts.lvols, opts.mallocHugepages, rbdClusters, nvmeCtrlrs);
   if (opts.lvols) registerLvolMethods(table, opts.lvols, new OperationTracker());
   if (opts.vhost) registerVhostMethods(table, opts.vhost);
   if (opts.reactors) registerReactorMethods(table, opts.reactors);
