@@ -22,6 +22,8 @@ export interface RunningRemoteTarget {
   pid: number;
   /** vhostd's RPC socket: its reactors' allocation over the window. */
   rpc?: string;
+  /** The generator's guest memory on 2 MiB huge pages (SPDK's vhost target needs it). */
+  hugepages?: boolean;
   stop: () => Promise<void>;
 }
 
@@ -44,10 +46,11 @@ export interface RemoteArgs {
   generatorCpu: number;
   sizeMiB: number;
   write: boolean;
+  wait: 'spin' | 'interrupt';
 }
 
 /** Parses the options both benchmarks take (see their usage texts); exits on -h or a bad option. */
-export function parseRemoteArgs(script: string, usage: string, defaults: { runtime: string; pollMode: string }): RemoteArgs {
+export function parseRemoteArgs(script: string, usage: string, defaults: { runtime: string; pollMode: string; wait?: string }): RemoteArgs {
   let values;
   try {
     ({ values } = parseArgs({
@@ -59,6 +62,7 @@ export function parseRemoteArgs(script: string, usage: string, defaults: { runti
         'generator-cpu': { type: 'string', default: '1' },
         'size-mib': { type: 'string', default: '1024' },
         write: { type: 'boolean', default: false },
+        wait: { type: 'string', default: defaults.wait ?? 'spin' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -78,6 +82,7 @@ export function parseRemoteArgs(script: string, usage: string, defaults: { runti
     generatorCpu: Number(values['generator-cpu']),
     sizeMiB: Number(values['size-mib']),
     write: values.write === true,
+    wait: values.wait === 'interrupt' ? 'interrupt' : 'spin',
   };
 }
 
@@ -103,7 +108,7 @@ export async function runComparison(targets: RemoteTarget[], workloads: Workload
         const job = validateJob({
           socket: running.socket, device: 'blk', rw: w.rw, rwmixread: 50, bs: w.bs, iodepth: w.iodepth, queues: 1,
           queueSize: 256, runtime: a.runtime, ramp: a.ramp, size: 0, verify: false,
-          cpu: a.generatorCpu, target: 0, packed: false, seed: 1, targetPid: running.pid, hugepages: false, targetRpc: running.rpc,
+          cpu: a.generatorCpu, target: 0, packed: false, seed: 1, targetPid: running.pid, hugepages: running.hugepages ?? false, targetRpc: running.rpc, wait: a.wait,
         });
         const r = await runBench(job);
         rows.push({ target: t.name, workload: w.name, r });

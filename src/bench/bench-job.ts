@@ -40,6 +40,12 @@ export interface BenchJob {
   hugepages?: boolean;
   /** vhostd's RPC socket: report its reactors' GC over the measured window (vhostd_reactor_gc_*). */
   targetRpc?: string;
+  /**
+   * Between completions: 'spin' polls the used rings (default); 'interrupt' asks for call
+   * eventfd signals and sleeps in poll(2) when a pass found nothing, as a guest driver with
+   * interrupts does (so a server sharing the generator's CPU gets it while the generator waits).
+   */
+  wait?: 'spin' | 'interrupt';
 }
 
 export class BenchJobError extends Error {
@@ -71,5 +77,6 @@ export function validateJob(j: BenchJob): BenchJob {
   }
   if (j.iodepth > j.queueSize) bad(`--iodepth ${j.iodepth} exceeds --queue-size ${j.queueSize}`);
   if (j.size < 0 || j.size % j.bs !== 0) bad(`--size ${j.size}: a multiple of --bs`);
+  if (j.wait !== undefined && j.wait !== 'spin' && j.wait !== 'interrupt') bad(`--wait ${String(j.wait)}: spin or interrupt`);
   return j;
 }

@@ -5,6 +5,7 @@ import type { BlkRequestSlot } from '../frontend/blk-request-slot.ts';
 import type { IoSlot, IoTarget } from './io-target.ts';
 import type { BenchJob } from './bench-job.ts';
 import { arenaSpecsFor } from './arena-size.ts';
+import { InterruptWait } from './interrupt-wait.ts';
 
 const VIRTIO_BLK_T_IN = 0;
 const VIRTIO_BLK_T_OUT = 1;
@@ -20,6 +21,7 @@ export class BlkIoTarget implements IoTarget {
   readonly completed: IoSlot[] = [];
   private readonly arena: GuestMemoryArena;
   private readonly conn: QemuBlkConnection;
+  private readonly interrupts: InterruptWait;
 
   private constructor(arena: GuestMemoryArena, conn: QemuBlkConnection, job: BenchJob) {
     this.arena = arena;
@@ -37,6 +39,7 @@ export class BlkIoTarget implements IoTarget {
     }
     for (let i = 0; i < this.slots.length; i++) this.completed.push(this.slots[0]);
     for (const q of conn.driver.requestQueues) q.disableCalls();
+    this.interrupts = new InterruptWait(conn.driver.requestQueues);
   }
 
   static async connect(job: BenchJob): Promise<BlkIoTarget> {
@@ -87,6 +90,14 @@ export class BlkIoTarget implements IoTarget {
 
   release(slot: IoSlot): void {
     this.conn.driver.release(slot as BenchBlkSlot);
+  }
+
+  enableInterrupts(): void {
+    this.interrupts.enable();
+  }
+
+  waitForInterrupt(timeoutMs: number): void {
+    this.interrupts.wait(timeoutMs);
   }
 
   targetPid(): number {

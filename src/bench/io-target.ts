@@ -28,6 +28,10 @@ export interface IoTarget {
   /** Whether the completed request succeeded (call before release). */
   ok(slot: IoSlot): boolean;
   release(slot: IoSlot): void;
+  /** Interrupt mode: asks the device to signal completions on every queue's call eventfd. */
+  enableInterrupts(): void;
+  /** Interrupt mode: sleeps until a call eventfd is signalled or timeoutMs passes (returns at once if completions are pending). */
+  waitForInterrupt(timeoutMs: number): void;
   /** Pid of the process serving the socket. */
   targetPid(): number;
   close(): Promise<void>;

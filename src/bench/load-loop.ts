@@ -60,6 +60,7 @@ export class LoadLoop {
   /** I/Os submitted at or after this time (ms) are recorded; +Infinity: none. */
   private recordFrom = Infinity;
   private readonly clock = new Float64Array(1);
+  private readonly interrupt: boolean;
 
   constructor(t: IoTarget, job: BenchJob, units: number) {
     this.t = t;
@@ -71,6 +72,8 @@ export class LoadLoop {
     this.startAt = new Float64Array(t.slots.length);
     this.isWrite = new Uint8Array(t.slots.length);
     this.written = job.verify ? new Uint32Array(units) : null;
+    this.interrupt = job.wait === 'interrupt';
+    if (this.interrupt) t.enableInterrupts();
   }
 
   /** Submits iodepth requests on every queue. */
@@ -102,11 +105,14 @@ export class LoadLoop {
     const startAt = this.startAt;
     const recordFrom = this.recordFrom;
     const clock = this.clock;
+    const interrupt = this.interrupt;
     readClock(clock, 0);
     while (reissue ? clock[0] < until : this.inFlight > 0) {
+      let found = 0;
       for (let q = 0; q < queues; q++) {
         const n = t.reap(q);
         if (n === 0) continue;
+        found += n;
         readClock(clock, 0);
         for (let k = 0; k < n; k++) {
           const slot = t.completed[k];
@@ -127,6 +133,7 @@ export class LoadLoop {
         }
         if (reissue) t.kick(q);
       }
+      if (interrupt && found === 0) t.waitForInterrupt(10);
       readClock(clock, 0);
     }
     return clock[0];

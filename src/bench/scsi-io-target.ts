@@ -7,6 +7,7 @@ import type { DriverQueue } from '../frontend/driver-queue.ts';
 import type { IoSlot, IoTarget } from './io-target.ts';
 import type { BenchJob } from './bench-job.ts';
 import { arenaSpecsFor } from './arena-size.ts';
+import { InterruptWait } from './interrupt-wait.ts';
 
 const READ_16 = 0x88;
 const WRITE_16 = 0x8a;
@@ -24,6 +25,7 @@ export class ScsiIoTarget implements IoTarget {
   private readonly arena: GuestMemoryArena;
   private readonly session: QemuLikeSession<DriverQueue>;
   private readonly drv: VirtioScsiDriver;
+  private readonly interrupts: InterruptWait;
   private readonly target: number;
 
   private constructor(arena: GuestMemoryArena, session: QemuLikeSession<DriverQueue>, drv: VirtioScsiDriver, job: BenchJob) {
@@ -42,6 +44,7 @@ export class ScsiIoTarget implements IoTarget {
     }
     for (let i = 0; i < this.slots.length; i++) this.completed.push(this.slots[0]);
     for (const q of drv.requestQueues) q.disableCalls();
+    this.interrupts = new InterruptWait(drv.requestQueues);
   }
 
   static async connect(job: BenchJob): Promise<ScsiIoTarget> {
@@ -147,6 +150,14 @@ export class ScsiIoTarget implements IoTarget {
 
   release(slot: IoSlot): void {
     this.drv.release(slot as BenchScsiSlot);
+  }
+
+  enableInterrupts(): void {
+    this.interrupts.enable();
+  }
+
+  waitForInterrupt(timeoutMs: number): void {
+    this.interrupts.wait(timeoutMs);
   }
 
   targetPid(): number {

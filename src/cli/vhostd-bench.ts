@@ -41,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--seed <n>', 'random seed', num, 1)
     .option('--target-pid <pid>', 'pid whose CPU to report (default: the socket peer)', num, 0)
     .option('--target-rpc <path>', "vhostd's RPC socket: also report its reactors' GC count and heap growth over the measured window")
+    .addOption(new Option('--wait <mode>', 'between completions: spin on the used rings, or sleep until the target signals (interrupt, as a guest driver)').choices(['spin', 'interrupt']).default('spin'))
     .option('--hugepages', 'guest memory on 2 MiB huge pages (reserve them first; SPDK targets need this)', false)
     .option('--json', 'print the result as JSON', false)
     .addHelpText('after', '\nExample:\n  vhostd-bench --socket /var/tmp/vhost.0 --device scsi --rw randread --bs 4k --iodepth 32 --runtime 10 --cpu 1\n');
@@ -74,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       seed: o.seed as number,
       targetPid: o.targetPid as number,
       hugepages: o.hugepages as boolean,
+      wait: o.wait as 'spin' | 'interrupt',
       targetRpc: o.targetRpc as string | undefined,
     });
   } catch (e) {

@@ -198,7 +198,10 @@ export class NvmeTcpPduParser {
       switch (this.#state) {
         case S_HEADER: {
           const n = Math.min(this.#need - this.#have, end - at);
-          this.#hdr.set(b.subarray(at, at + n), this.#have);
+          // A byte loop, not set(subarray()): a header is at most 132 bytes, and a subarray is an object per PDU.
+          const hdr = this.#hdr;
+          const h0 = this.#have;
+          for (let k = 0; k < n; k++) hdr[h0 + k] = b[at + k];
           this.#have += n;
           at += n;
           if (this.#have < this.#need) break;
@@ -229,7 +232,7 @@ export class NvmeTcpPduParser {
         }
         case S_DDGST: {
           const n = Math.min(DIGEST_SIZE - this.#dgHave, end - at);
-          this.#dg.set(b.subarray(at, at + n), this.#dgHave);
+          for (let k = 0; k < n; k++) this.#dg[this.#dgHave + k] = b[at + k];
           this.#dgHave += n;
           at += n;
           if (this.#dgHave < DIGEST_SIZE) break;
