@@ -23,7 +23,7 @@ vhostd blk on an NVMe/TCP namespace vs SPDK vhost blk on bdev_nvme, over the sam
   --poll-mode M      vhostd's reactors: poll | adaptive (default poll, as SPDK)
   --target-cpu N     CPU of the target (default 0); nvmf_tgt and the generator get --generator-cpu
   --generator-cpu N  (default 1)
-  --size-mib N       namespace size (malloc bdev in nvmf_tgt; default 512)
+  --size-mib N       namespace size (malloc bdev in nvmf_tgt; default 1024)
   --wait M           generator between completions: interrupt (default: sleeps until the target
                      signals, leaving the shared CPU to nvmf_tgt) | spin
   --write            append the results to BENCHMARKS.md
