@@ -19,10 +19,12 @@ vhostd blk on an NBD bdev vs qemu-storage-daemon's nbd driver, over the same nbd
   --target-cpu N     CPU of the target (default 0); the generator and nbdkit get --generator-cpu
   --generator-cpu N  (default 1)
   --size-mib N       export size (default 1024)
+  --wait M           generator between completions: interrupt (default: sleeps until the target
+                     signals, leaving the shared CPU to the server) | spin
   --write            append the results to BENCHMARKS.md
   -h, --help         this text`;
 
-const args = parseRemoteArgs('bench:nbd', USAGE, { runtime: '4', pollMode: 'poll' });
+const args = parseRemoteArgs('bench:nbd', USAGE, { runtime: '4', pollMode: 'poll', wait: 'interrupt' });
 
 const WORKLOADS: Workload[] = [
   { name: '4k randread QD1', rw: 'randread', bs: 4096, iodepth: 1 },
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     `## NBD: vhostd's nbd bdev vs qemu-storage-daemon's nbd driver (npm run bench:nbd, ${when})`,
     '',
     `Machine: ${cpus().length}x ${cpus()[0]?.model ?? '?'}, Linux ${release()}. Same nbdkit memory export (${args.sizeMiB} MiB, Unix socket) for both; ` +
-      `target pinned to CPU ${args.targetCpu}, generator (vhostd-bench) and nbdkit on CPU ${args.generatorCpu}; vhostd --poll-mode ${args.pollMode}; ` +
+      `target pinned to CPU ${args.targetCpu}, generator (vhostd-bench --wait ${args.wait}) and nbdkit on CPU ${args.generatorCpu}; vhostd --poll-mode ${args.pollMode}; ` +
       `qemu-storage-daemon with cache.direct=on. ${args.runtime} s per row after ${args.ramp} s ramp. CPU/IO = target CPU time per I/O.`,
     '',
     '| workload | vhostd IOPS | qsd IOPS | ratio | vhostd avg / p99 us | qsd avg / p99 us | vhostd CPU/IO us | qsd CPU/IO us | vhostd reactor alloc B/IO |',

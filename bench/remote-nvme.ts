@@ -25,7 +25,7 @@ vhostd blk on an NVMe/TCP namespace vs SPDK vhost blk on bdev_nvme, over the sam
   --generator-cpu N  (default 1)
   --size-mib N       namespace size (malloc bdev in nvmf_tgt; default 1024)
   --wait M           generator between completions: interrupt (default: sleeps until the target
-                     signals, leaving the shared CPU to nvmf_tgt) | spin
+                     signals, leaving the shared CPU to the server) | spin
   --write            append the results to BENCHMARKS.md
   -h, --help         this text
 SPDK_DIR names the SPDK build (default /tmp/spdk/src).`;

@@ -21,10 +21,12 @@ vhostd blk on an RBD bdev vs qemu-storage-daemon's rbd driver on the same image,
   --target-cpu N     CPU of the target (default 0); the generator and Ceph get --generator-cpu
   --generator-cpu N  (default 1)
   --size-mib N       image size (default 1024; written in full first, so reads hit data)
+  --wait M           generator between completions: interrupt (default: sleeps until the target
+                     signals, leaving the shared CPU to the server) | spin
   --write            append the results to BENCHMARKS.md
   -h, --help         this text`;
 
-const args = parseRemoteArgs('bench:rbd', USAGE, { runtime: '5', pollMode: 'adaptive' });
+const args = parseRemoteArgs('bench:rbd', USAGE, { runtime: '5', pollMode: 'adaptive', wait: 'interrupt' });
 
 const WORKLOADS: Workload[] = [
   { name: '4k randread QD1', rw: 'randread', bs: 4096, iodepth: 1 },
@@ -87,7 +89,7 @@ async function main(): Promise<void> {
     `## RBD: vhostd's rbd bdev vs qemu-storage-daemon's rbd driver (npm run bench:rbd, ${when})`,
     '',
     `Machine: ${cpus().length}x ${cpus()[0]?.model ?? '?'}, Linux ${release()}. One single-node Ceph 16.2 cluster on 127.0.0.1 (mon + one BlueStore OSD on a sparse file, pool size 1), ` +
-      `image of ${args.sizeMiB} MiB written in full first. Target pinned to CPU ${args.targetCpu} (with its librados threads); generator (vhostd-bench) and the Ceph daemons on CPU ${args.generatorCpu}. ` +
+      `image of ${args.sizeMiB} MiB written in full first. Target pinned to CPU ${args.targetCpu} (with its librados threads); generator (vhostd-bench --wait ${args.wait}) and the Ceph daemons on CPU ${args.generatorCpu}. ` +
       `vhostd --poll-mode ${args.pollMode} with rbd_cache=false; qemu-storage-daemon with cache.direct=on. ${args.runtime} s per row after ${args.ramp} s ramp. ` +
       'CPU/IO = target CPU time per I/O (all its threads). rbd bench: same image, same CPU as the targets, no vhost-user, rbd_cache=false. the qemu-storage-daemon rbd driver is Debian package qemu-block-extra (bookworm-backports).',
     '',
