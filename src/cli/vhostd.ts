@@ -15,6 +15,7 @@ import { MALLOC_HUGEPAGES_MODES, type MallocHugepages } from '../bdev/modules/ma
 import { DEFAULT_CTRLR, DEFAULT_SIZE_MIB, defaultConfigCalls, qemuCommandLine } from './embedded-default.ts';
 import { VERSION } from './version.ts';
 import { shutdownRbdClusters } from '../bdev/modules/rbd-cluster.ts';
+import { shutdownNvmeControllers } from '../bdev/modules/nvme-controller.ts';
 import { hardExit } from '../sys/hard-exit.ts';
 
 function positiveInt(v: string): number {
@@ -123,6 +124,8 @@ async function main(): Promise<void> {
     }
     await reactors.stop();
     // RBD images close and clusters disconnect; one out of reach would hold the exit forever.
+    // NVMe controllers are told of the shutdown (their targets free them at once) and closed.
+    if (!(await shutdownNvmeControllers(3000))) log.warn('an NVMe target did not answer the shutdown notification within 3 s');
     const clean = await shutdownRbdClusters(5000);
     log.info('stopped');
     if (!clean) hardExit(0);

@@ -90,6 +90,18 @@ export interface NvmeNamespace {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Every attached controller of the process: what shutdown notifies and closes. */
+const live = new Set<NvmeController>();
+
+/**
+ * At daemon exit: each attached controller gets a normal shutdown notification (CC.SHN) and its
+ * admin queue closes. Resolves false when some did not finish within `ms` (a target out of reach).
+ */
+export async function shutdownNvmeControllers(ms: number): Promise<boolean> {
+  const all = Promise.all([...live].map((c) => c.detach())).then(() => true);
+  return Promise.race([all, sleep(ms).then(() => false)]);
+}
+
 export class NvmeController {
   readonly name: string;
   readonly options: NvmeControllerOptions;
@@ -137,6 +149,7 @@ export class NvmeController {
   /** First connect: any failure is the caller's error (nothing retries). */
   async attach(): Promise<void> {
     await this.#bringUp();
+    live.add(this);
     this.#live();
     void this.#watchResetRequests();
   }
@@ -300,6 +313,7 @@ export class NvmeController {
 
   /** Detach: stops reconnecting, shuts the controller down (best effort) and closes the admin queue. */
   async detach(): Promise<void> {
+    live.delete(this);
     Atomics.store(this.#ctl, CTL_STATE, CTRL_STATE_DELETING);
     Atomics.store(this.#ctl, CTL_GEN, (Atomics.load(this.#ctl, CTL_GEN) + 1) | 0);
     this.#stopWatch = true;
