@@ -49,6 +49,8 @@ export class ReactorLoop implements DeviceHost {
   private shutdownSeq = -1;
   /** Guest notifications are enabled (set before sleeping, cleared by the next turn). */
   private armed = false;
+  /** The last sleep waited on a remote backend's completion fds (see run()). */
+  private sleptOnFds = false;
   private readonly gcWindow = new GcWindow();
   /** Counters for `stats`. */
   loops = 0;
@@ -334,6 +336,16 @@ export class ReactorLoop implements DeviceHost {
         // the budget. Its completions take hundreds of microseconds, and a spinning reactor takes
         // the CPU from the client library's threads that bring them (librados).
         if (idleTurns === FD_WAIT_TURNS && this.waitingOnFds()) {
+          this.sleep();
+          this.sleptOnFds = true;
+          idleTurns = 0;
+          continue;
+        }
+        // The I/O just completed came from such a backend: the guest's next request follows a
+        // round trip of hundreds of microseconds, so spinning the idle budget for it costs CPU
+        // (librados' threads' too) for little latency. Sleep as soon, and wake on its kick.
+        if (idleTurns === FD_WAIT_TURNS && this.sleptOnFds) {
+          this.sleptOnFds = false;
           this.sleep();
           idleTurns = 0;
           continue;
