@@ -207,7 +207,7 @@ test('openBdevChannel rejects bad specs and stale fds', () => {
   const m = new MallocBdev({ name: 'm0', numBlocks: 4, blockSize: 512 });
   const spec = m.channelSpec();
   const isSpec = (c: string) => (e: unknown) => e instanceof BdevError && e.code === c;
-  assert.throws(() => openBdevChannel({ ...spec, module: 'nvme' }), isSpec('BDEV_UNKNOWN_MODULE'));
+  assert.throws(() => openBdevChannel({ ...spec, module: 'iscsi' }), isSpec('BDEV_UNKNOWN_MODULE'));
   assert.throws(() => openBdevChannel({ ...spec, fd: undefined }), isSpec('BDEV_INVALID_SPEC'));
   assert.throws(() => openBdevChannel({ ...spec, numBlocks: 0 }), isSpec('BDEV_INVALID_SPEC'));
   // Claiming more blocks than the memfd holds would SIGBUS on access: refused.
