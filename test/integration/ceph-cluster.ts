@@ -4,7 +4,7 @@
 // Bootstrapped the manual-deployment way (monmaptool + ceph-mon --mkfs, ceph osd new +
 // ceph-osd --mkfs), without systemd. About 10 s to start on an idle machine.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -77,6 +77,11 @@ export class CephCluster {
         'mon_data_avail_crit = 1',
         // A restarted OSD is noticed at once (it tells the mon), a killed one within seconds.
         'osd_heartbeat_grace = 6',
+        // PG read leases are grace x this ratio. An OSD stalled past its lease (SIGSTOP in the
+        // hung-OSD test, which on a busy machine lasts longer than the 3 s op timeout) leaves its
+        // PGs laggy, and on a single OSD they stayed so (reads delayed for minutes). 12 s covers
+        // the stall; a restarted OSD waits at most that long before serving reads.
+        'osd_pool_default_read_lease_ratio = 2',
         '[mon]',
         `mon_data = ${d}/mon.$id`,
         '[osd]',
@@ -150,9 +155,32 @@ export class CephCluster {
     return [this.#mon, this.#osd].filter((p): p is ChildProcess => p !== null && p.exitCode === null && p.pid !== undefined).map((p) => p.pid as number);
   }
 
-  /** SIGSTOP/SIGCONT: an OSD that hangs (no reply, no reset). */
-  pauseOsd(paused: boolean): void {
-    this.#osd?.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  /**
+   * SIGSTOP/SIGCONT: an OSD that hangs (no reply, no reset). Returns once every thread of it is
+   * stopped (or running again): the signal takes effect only as each thread is next scheduled,
+   * and on a busy machine a running OSD thread would otherwise still serve a request sent just after.
+   */
+  async pauseOsd(paused: boolean): Promise<void> {
+    const p = this.#osd;
+    if (!p || p.pid === undefined) return;
+    p.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      let stopped = 0;
+      let all = 0;
+      for (const t of readdirSync(`/proc/${p.pid}/task`)) {
+        try {
+          const st = readFileSync(`/proc/${p.pid}/task/${t}/stat`, 'utf8');
+          all++;
+          if (st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) === 'T') stopped++;
+        } catch {
+          // A thread that just ended.
+        }
+      }
+      if (paused ? stopped === all : stopped === 0) return;
+      await sleep(5);
+    }
+    throw new Error(`ceph-osd did not ${paused ? 'stop' : 'continue'} within 10 s`);
   }
 
   ceph(args: string[], timeoutMs = 60_000): Promise<string> {
@@ -172,6 +200,8 @@ export class CephCluster {
       await exited;
     }
     this.#osd = this.#mon = null;
+    // VHOSTD_KEEP_CEPH_LOGS=DIR keeps each cluster's mon and OSD logs (a failed run's evidence).
+    if (process.env.VHOSTD_KEEP_CEPH_LOGS) cpSync(join(this.dir, 'log'), join(process.env.VHOSTD_KEEP_CEPH_LOGS, `ceph-${Date.now()}`), { recursive: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

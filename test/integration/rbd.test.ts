@@ -223,13 +223,13 @@ test('RBD bdev: a hung OSD fails guest requests with IOERR after rados_osd_op_ti
       // librbd's writearound cache acknowledged the write early: the flush puts it on the OSD (and
       // in the object map, else a read of an object not yet there is answered with zeroes locally).
       assert.equal((await c.driver.flush()).status, S_OK);
-      ceph.pauseOsd(true);
+      await ceph.pauseOsd(true);
       const t0 = Date.now();
       let r: { status: number };
       try {
         r = await c.driver.read(0, 8);
       } finally {
-        ceph.pauseOsd(false);
+        await ceph.pauseOsd(false);
       }
       const ms = Date.now() - t0;
       assert.equal(r.status, S_IOERR);
