@@ -47,8 +47,10 @@ tools=(fio sg_inq sg_vpd sg_readcap sg_luns sg_unmap sg_turs mkfs.ext4 mke2fs fs
 # dependencies are not followed (some need CPU features TCG lacks), so the
 # crypto providers ext4 and crc-t10dif ask for are named here.
 root_modules=(virtio_pci virtio_scsi virtio_blk scsi_common scsi_mod crc-t10dif crc64-rocksoft
-  t10-pi sd_mod crc16 mbcache jbd2 crc32c_generic crct10dif_generic libcrc32c ext4
-  virtio_net nvmet nvmet_tcp)
+  t10-pi sd_mod crc16 mbcache jbd2 crc32c_generic crct10dif_generic libcrc32c ext4)
+# Loaded only by the nvmet-target scenario (the NVMe/TCP target guest of
+# test/integration/nvmf-targets.ts), so the other guests boot as before.
+nvmet_modules=(virtio_net nvmet nvmet_tcp)
 
 for t in "${tools[@]}"; do
   command -v "$t" > /dev/null || missing "'$t' not found: install fio sg3-utils e2fsprogs util-linux"
@@ -130,27 +132,38 @@ add_module() {
   for dep in ${deps//,/ }; do add_module "$dep"; done
   module_order+=("$file")
 }
+# install_modules LIST: copies module_order's files in and lists them, in order, in LIST.
+install_modules() {
+  local list=$1 file rel dest
+  : > "$root$list"
+  for file in "${module_order[@]}"; do
+    rel=${file#/lib/modules/$kver/}
+    rel=${rel#/usr/lib/modules/$kver/}
+    case "$file" in
+      *.ko) dest="/lib/modules/$kver/$rel" ;;
+      *.ko.xz) dest="/lib/modules/$kver/${rel%.xz}" ;;
+      *.ko.zst) dest="/lib/modules/$kver/${rel%.zst}" ;;
+      *.ko.gz) dest="/lib/modules/$kver/${rel%.gz}" ;;
+      *) die "unexpected module file name $file" ;;
+    esac
+    mkdir -p "$root$(dirname "$dest")"
+    case "$file" in
+      *.ko) cp "$file" "$root$dest" ;;
+      *.ko.xz) xz -dc "$file" > "$root$dest" ;;
+      *.ko.zst) zstd -qdc "$file" > "$root$dest" ;;
+      *.ko.gz) gzip -dc "$file" > "$root$dest" ;;
+    esac
+    echo "$dest" >> "$root$list"
+  done
+}
 for m in "${root_modules[@]}"; do add_module "$m"; done
-: > "$root/etc/vhostd/modules"
-for file in "${module_order[@]}"; do
-  rel=${file#/lib/modules/$kver/}
-  rel=${rel#/usr/lib/modules/$kver/}
-  case "$file" in
-    *.ko) dest="/lib/modules/$kver/$rel" ;;
-    *.ko.xz) dest="/lib/modules/$kver/${rel%.xz}" ;;
-    *.ko.zst) dest="/lib/modules/$kver/${rel%.zst}" ;;
-    *.ko.gz) dest="/lib/modules/$kver/${rel%.gz}" ;;
-    *) die "unexpected module file name $file" ;;
-  esac
-  mkdir -p "$root$(dirname "$dest")"
-  case "$file" in
-    *.ko) cp "$file" "$root$dest" ;;
-    *.ko.xz) xz -dc "$file" > "$root$dest" ;;
-    *.ko.zst) zstd -qdc "$file" > "$root$dest" ;;
-    *.ko.gz) gzip -dc "$file" > "$root$dest" ;;
-  esac
-  echo "$dest" >> "$root/etc/vhostd/modules"
-done
+install_modules /etc/vhostd/modules
+module_count=${#module_order[@]}
+# Only what the root modules did not already bring.
+module_order=()
+for m in "${nvmet_modules[@]}"; do add_module "$m"; done
+install_modules /etc/vhostd/modules-nvmet
+module_count=$((module_count + ${#module_order[@]}))
 
 # The guest's own scripts.
 install -m 0755 "$guest/init" "$root/init"
@@ -170,6 +183,6 @@ mv -f "$stage/initramfs.cpio.gz" "$out/initramfs.cpio.gz"
 echo "$hash" > "$out/initramfs.inputs"
 
 size=$(du -k "$out/initramfs.cpio.gz" | cut -f1)
-echo "build-guest-initramfs: kernel $kver, ${#module_order[@]} modules, ${size} KiB, $(($(date +%s) - start))s" >&2
+echo "build-guest-initramfs: kernel $kver, ${module_count} modules, ${size} KiB, $(($(date +%s) - start))s" >&2
 echo "$out/vmlinuz"
 echo "$out/initramfs.cpio.gz"

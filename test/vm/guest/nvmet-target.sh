@@ -4,6 +4,13 @@
 nqn=$(vm_param nqn nqn.2026-12.io.vhostd:target)
 cfg=/sys/kernel/config/nvmet
 
+load_nvmet() {
+  while read -r m; do
+    insmod "$m" || { DETAIL="insmod $m failed"; return 1; }
+  done < /etc/vhostd/modules-nvmet
+  DETAIL="$(wc -l < /etc/vhostd/modules-nvmet) modules"
+}
+
 setup_net() {
   ip link set lo up && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || return 1
   DETAIL="eth0 10.0.2.15"
@@ -28,5 +35,5 @@ setup_nvmet() {
   DETAIL="listening nqn=$nqn size_sectors=$(cat /sys/block/vda/size)"
 }
 
-vm_step net setup_net && vm_step nvmet setup_nvmet
+vm_step nvmet-modules load_nvmet && vm_step net setup_net && vm_step nvmet setup_nvmet
 while :; do sleep 3600; done
