@@ -10,7 +10,7 @@
 import { BDEV_EINVAL, BDEV_EIO, BDEV_ENOMEM, BDEV_ENOTSUP, BDEV_OK, type BdevChannel, type BdevIoWaiter } from '../bdev.ts';
 import { BdevError } from '../bdev-error.ts';
 import { blocksInRange } from '../bdev-geometry.ts';
-import { crc32cUpdate } from '../../blob/crc32c.ts';
+import { crc32c } from '../../blob/crc32c.ts';
 import type { SgList } from '../../iovec/sg-list.ts';
 import { componentLogger } from '../../log/logger.ts';
 import { closeFd } from '../../sys/fd.ts';
@@ -18,6 +18,7 @@ import { errnoName, SysError } from '../../sys/errno.ts';
 import { MonotonicClock } from '../../sys/monotonic-clock.ts';
 import { connectStatus, describeTarget, NativeBuffer, SocketStream, startConnect } from '../../sys/stream-socket.ts';
 import { CONNECT_DATA_SIZE, encodeConnectData } from './nvme-connect.ts';
+import { encodeIoCommand, encodeIoQueueConnect } from './nvme-io-commands.ts';
 import {
   CTL_CHANNELS,
   CTL_CNTLID,
@@ -41,33 +42,18 @@ import {
 import {
   CQE_CID,
   CQE_STATUS,
-  DSM_AD,
   DSM_RANGE_SIZE,
-  FABRICS_OPC,
-  FCTYPE_CONNECT,
   nvmeStatusName,
   nvmeStatusRetryable,
   nvmeStatusToBdev,
-  NVM_DSM,
-  NVM_FLUSH,
-  NVM_READ,
-  NVM_WRITE,
-  NVM_WRITE_ZEROES,
   ONCS_DSM,
   ONCS_WRITE_ZEROES,
-  SGL_DATA_BLOCK_OFFSET,
-  SGL_TRANSPORT_DATA_BLOCK,
-  SQE_CDW10,
-  SQE_CDW11,
-  SQE_CDW12,
-  SQE_FLAGS_SGL,
 } from './nvme-spec.ts';
 import {
   CAPSULE_CMD_HLEN,
   dataOffset,
   DATA_HLEN,
   DIGEST_SIZE,
-  encodeCapsuleHeader,
   encodeH2cDataHeader,
   encodeH2cTermReq,
   encodeIcReq,
@@ -92,7 +78,6 @@ const DSM_MAX_BLOCKS = 0xffffffff;
 /** The Connect command's CID: outside the slots' range. */
 const CONNECT_CID = 0xffff;
 const RETRIES = 3;
-const TWO_32 = 0x1_0000_0000;
 const EPROTO = 71;
 const ETIMEDOUT = 110;
 const ECONNRESET = 104;
@@ -307,7 +292,7 @@ export class NvmeChannel implements BdevChannel, NvmeTcpPduHandler {
       if (hd > 0) this.#sendDv.setUint32(at + DATA_HLEN, headerDigest(this.#send.bytes, at, DATA_HLEN), true);
       const d = at + dataAt;
       (s.sg as SgList).copyOut(s.sgOffset + s.partLba * this.blockSize + s.r2tOffset, this.#send.bytes, d, len);
-      if (dd > 0) this.#sendDv.setUint32(d + len, (crc32cUpdate(0xffffffff, this.#send.bytes, d, d + len) ^ 0xffffffff) >>> 0, true);
+      if (dd > 0) this.#sendDv.setUint32(d + len, crc32c(this.#send.bytes, d, d + len), true);
       this.#sendTail = d + len + dd;
       s.r2tOffset += len;
       s.r2tLeft -= len;
@@ -330,61 +315,8 @@ export class NvmeChannel implements BdevChannel, NvmeTcpPduHandler {
       s.received = 0;
       s.r2tLeft = 0;
       this.#wire++;
-      this.#encodeCommand(s, this.#sendTail, capsuleData, cdAt);
+      encodeIoCommand(this.#sendDv, this.#send.bytes, this.#sendTail, s, this.#spec.nsid, this.blockSize, capsuleData, cdAt, this.#hdgst, this.#ddgst);
       this.#sendTail += cdAt + capsuleData + (capsuleData > 0 ? dd : 0);
-    }
-  }
-
-  #encodeCommand(s: NvmeSlot, at: number, capsuleData: number, cdAt: number): void {
-    const dv = this.#sendDv;
-    const b = this.#send.bytes;
-    encodeCapsuleHeader(dv, at, capsuleData, this.#hdgst, this.#ddgst, cdAt);
-    const q = at + 8;
-    for (let i = 0; i < 64; i += 4) dv.setUint32(q + i, 0);
-    const lba = s.lba + s.partLba;
-    const lo = lba % TWO_32;
-    const hi = Math.floor(lba / TWO_32);
-    dv.setUint8(q + 1, SQE_FLAGS_SGL);
-    dv.setUint16(q + 2, s.index, true);
-    dv.setUint32(q + 4, this.#spec.nsid, true);
-    switch (s.op) {
-      case OP_READ:
-      case OP_WRITE:
-        dv.setUint8(q, s.op === OP_READ ? NVM_READ : NVM_WRITE);
-        dv.setUint32(q + 32, s.dataBytes, true);
-        dv.setUint8(q + 39, capsuleData > 0 ? SGL_DATA_BLOCK_OFFSET : SGL_TRANSPORT_DATA_BLOCK);
-        dv.setUint32(q + SQE_CDW10, lo, true);
-        dv.setUint32(q + SQE_CDW11, hi, true);
-        dv.setUint32(q + SQE_CDW12, s.partBlocks - 1, true);
-        if (capsuleData > 0) (s.sg as SgList).copyOut(s.sgOffset + s.partLba * this.blockSize, b, at + cdAt, capsuleData);
-        break;
-      case OP_FLUSH:
-        dv.setUint8(q, NVM_FLUSH);
-        break;
-      case OP_WRITE_ZEROES:
-        dv.setUint8(q, NVM_WRITE_ZEROES);
-        dv.setUint32(q + SQE_CDW10, lo, true);
-        dv.setUint32(q + SQE_CDW11, hi, true);
-        dv.setUint32(q + SQE_CDW12, s.partBlocks - 1, true);
-        break;
-      case OP_UNMAP: {
-        dv.setUint8(q, NVM_DSM);
-        dv.setUint32(q + 32, DSM_RANGE_SIZE, true);
-        dv.setUint8(q + 39, SGL_DATA_BLOCK_OFFSET);
-        dv.setUint32(q + SQE_CDW10, 0, true); // one range
-        dv.setUint32(q + SQE_CDW11, DSM_AD, true);
-        const r = at + cdAt;
-        dv.setUint32(r, 0, true);
-        dv.setUint32(r + 4, s.partBlocks >>> 0, true);
-        dv.setUint32(r + 8, lo, true);
-        dv.setUint32(r + 12, hi, true);
-        break;
-      }
-    }
-    if (this.#hdgst) dv.setUint32(at + CAPSULE_CMD_HLEN, headerDigest(b, at, CAPSULE_CMD_HLEN), true);
-    if (capsuleData > 0 && this.#ddgst) {
-      const d = at + cdAt;
-      dv.setUint32(d + capsuleData, (crc32cUpdate(0xffffffff, b, d, d + capsuleData) ^ 0xffffffff) >>> 0, true);
     }
   }
 
@@ -580,29 +512,8 @@ export class NvmeChannel implements BdevChannel, NvmeTcpPduHandler {
   }
 
   #sendFabricsConnect(): void {
-    const hd = this.#hdgst ? DIGEST_SIZE : 0;
-    const dd = this.#ddgst ? DIGEST_SIZE : 0;
-    const cdAt = dataOffset(CAPSULE_CMD_HLEN + hd, this.#cpda);
-    const at = this.#sendTail;
-    const dv = this.#sendDv;
-    const b = this.#send.bytes;
-    encodeCapsuleHeader(dv, at, CONNECT_DATA_SIZE, this.#hdgst, this.#ddgst, cdAt);
-    const q = at + 8;
-    for (let i = 0; i < 64; i += 4) dv.setUint32(q + i, 0);
-    dv.setUint8(q, FABRICS_OPC);
-    dv.setUint8(q + 1, SQE_FLAGS_SGL);
-    dv.setUint16(q + 2, CONNECT_CID, true);
-    dv.setUint8(q + 4, FCTYPE_CONNECT);
-    dv.setUint32(q + 32, CONNECT_DATA_SIZE, true);
-    dv.setUint8(q + 39, SGL_DATA_BLOCK_OFFSET);
-    dv.setUint16(q + 42, this.#qid, true);
-    dv.setUint16(q + 44, this.#spec.queueSize - 1, true);
-    const cntlid = Atomics.load(this.#ctl, CTL_CNTLID);
-    encodeConnectData(this.#spec.hostid, cntlid, this.#spec.subnqn, this.#spec.hostnqn, this.#connectData);
-    b.set(this.#connectData, at + cdAt);
-    if (hd > 0) dv.setUint32(at + CAPSULE_CMD_HLEN, headerDigest(b, at, CAPSULE_CMD_HLEN), true);
-    if (dd > 0) dv.setUint32(at + cdAt + CONNECT_DATA_SIZE, (crc32cUpdate(0xffffffff, b, at + cdAt, at + cdAt + CONNECT_DATA_SIZE) ^ 0xffffffff) >>> 0, true);
-    this.#sendTail = at + cdAt + CONNECT_DATA_SIZE + dd;
+    encodeConnectData(this.#spec.hostid, Atomics.load(this.#ctl, CTL_CNTLID), this.#spec.subnqn, this.#spec.hostnqn, this.#connectData);
+    this.#sendTail = encodeIoQueueConnect(this.#sendDv, this.#send.bytes, this.#sendTail, CONNECT_CID, this.#qid, this.#spec.queueSize - 1, this.#connectData, this.#hdgst, this.#ddgst, this.#cpda);
     this.#state = ST_FCONNECT;
   }
 
